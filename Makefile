@@ -1,0 +1,60 @@
+# ScaleStage — every entry point a person or CI uses. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
+
+PYTEST := .venv/bin/pytest
+# Tiers that `make test` runs. A tier joins this list only once it passes on a fresh clone.
+TEST_TIERS := test-unit test-services test-operator
+
+# Feature areas keep their targets in mk/*.mk (cluster, operator, ...).
+-include mk/*.mk
+
+.PHONY: help up deps venv tools docker images test $(TEST_TIERS) test-e2e bench lint clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
+
+up: deps venv tools images ## the main job: tools, images (later: cluster, operator, a ScaleStage)
+	@echo "ScaleStage: tools in .tools/bin, images built (see 'docker images scalestage/*')."
+
+deps: ## install the system packages the project needs (Debian/Ubuntu; no-op when present)
+	hack/deps.sh
+
+venv: .venv/.installed ## Python virtualenv with both projects and the test tools
+.venv/.installed: requirements-dev.txt $(wildcard services/chirp/pyproject.toml operator/pyproject.toml)
+	hack/venv.sh
+
+tools: ## build the pinned upstream tools (kind, helm, kubectl, Kubernetes, etcd, ...) into .tools/bin
+	hack/tools.sh
+
+docker: ## make sure a Docker engine is installed and running
+	hack/docker-engine.sh
+
+images: docker ## build every image (from Debian packages when no registry answers)
+	hack/images.sh
+
+test: $(TEST_TIERS) ## every test tier
+	@echo "make test: all tiers passed ($(TEST_TIERS))"
+
+test-unit: venv ## pure code: stage plans, builders, status, app logic (no services)
+	$(PYTEST) tests/unit
+
+test-services: deps venv ## the app against real Postgres (primary + replica), Redis and Celery
+	$(PYTEST) tests/services
+
+test-operator: deps venv tools ## the operator against a real etcd + kube-apiserver + controller manager
+	$(PYTEST) tests/operator
+
+test-e2e: deps venv tools images ## a real kind cluster with real pods
+	$(PYTEST) tests/e2e
+
+bench: deps venv ## print the benchmark figures (bench/)
+	@for b in bench/*.py; do echo "== $$b"; .venv/bin/python $$b; done
+
+lint: venv ## ruff
+	.venv/bin/ruff check .
+
+clean: ## remove local build state (the shared cache in ~/.cache/scalestage is kept)
+	rm -rf .venv .tools .pytest_cache

@@ -1,0 +1,29 @@
+# Shared helpers for hack/*.sh (sourced, not run).
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[1;33mwarning:\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Slow builds are cached outside the checkout so a fresh clone (CI) reuses them.
+scalestage_cache() { echo "${SCALESTAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scalestage}"; }
+
+# as_root CMD...: run a command as root (sudo when we are not root already).
+as_root() {
+  if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# apt_install PKG...: install Debian packages that are missing; a no-op when all are present.
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
+  log "apt: installing ${missing[*]}"
+  # An empty or stale package list finds nothing: refresh once per hour at most.
+  if [[ -z "$(find /var/lib/apt/lists -maxdepth 1 -name "*Packages*" -mmin -60 2>/dev/null | head -1)" ]]; then
+    as_root apt-get update -qq
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

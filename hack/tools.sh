@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# make tools: build every pinned upstream tool from the Go module proxy (no other download site is
+# reachable on our CI machines) into a cache outside the checkout, then link them into .tools/bin.
+#
+#   cache:  ${SCALESTAGE_CACHE:-~/.cache/scalestage}/tools/<tool>-<version>/   (keyed by version)
+#   links:  .tools/bin/<binary>                                                  (gitignored)
+#
+# Idempotent: a tool whose cache folder is complete is only re-linked. A tool already on PATH at
+# the pinned version is linked from there instead of being built.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=../tools/versions.env
+source "$ROOT/tools/versions.env"
+source "$ROOT/hack/lib.sh"
+
+CACHE="$(scalestage_cache)/tools"
+BIN="$ROOT/.tools/bin"
+mkdir -p "$CACHE" "$BIN"
+
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
+command -v go >/dev/null || die "Go is required to build the tools (https://go.dev/dl or apt-get install golang)"
+
+# link_all DIR: link every executable in DIR into .tools/bin.
+link_all() {
+  local f
+  for f in "$1"/*; do
+    [[ -x "$f" && -f "$f" ]] && ln -sfn "$f" "$BIN/$(basename "$f")"
+  done
+}
+
+# on_path_at_version NAME VERSION ARGS...: true when NAME on PATH (outside .tools) prints VERSION.
+on_path_at_version() {
+  local name=$1 version=$2; shift 2
+  local found
+  found="$(PATH="$(echo "$PATH" | tr ':' '\n' | grep -v "$BIN" | paste -sd:)" command -v "$name" || true)"
+  [[ -n "$found" ]] && "$found" "$@" 2>/dev/null | grep -q -- "$version" && {
+    ln -sfn "$found" "$BIN/$name"; return 0; }
+  return 1
+}
+
+# tool NAME VERSION BUILD_FUNCTION: build into the cache once, then link.
+tool() {
+  local name=$1 version=$2 build=$3
+  local dir="$CACHE/$name-$version"
+  if [[ -f "$dir/.complete" ]]; then
+    log "tools: $name $version present"
+  else
+    local started=$SECONDS
+    log "tools: building $name $version ..."
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    "$build" "$dir.tmp" "$version"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir" && touch "$dir/.complete"
+    log "tools: built $name $version in $((SECONDS - started)) s"
+  fi
+  link_all "$dir"
+}
+
+# --- Kubernetes: a wrapper module, because k8s.io/kubernetes replaces its staging modules locally.
+build_kubernetes() {
+  local out=$1 version=$2 src="$CACHE/src/kubernetes-$version"
+  local minor=${version#v1.}; minor=${minor%%.*}
+  mkdir -p "$src"
+  (
+    cd "$src"
+    if [[ ! -f go.sum ]]; then
+      local gomod
+      gomod="$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+      {
+        echo "module scalestage.dev/tools/kubernetes"
+        echo
+        echo "go $(sed -n 's/^go //p' "$gomod")"
+        echo
+        echo "replace ("
+        # every `k8s.io/x => ./staging/src/k8s.io/x` becomes `k8s.io/x => k8s.io/x v0.<minor>.<patch>`
+        sed -n "s#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 v0.${version#v1.}#p" "$gomod"
+        echo ")"
+      } > go.mod
+      go get "k8s.io/kubernetes@$version" >/dev/null
+    fi
+    local now ldflags="-s -w" pkg
+    now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+      ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$now"
+    done
+    local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubeadm kubectl)
+    go build -mod=mod -trimpath -ldflags "$ldflags" -o "$out/" "${cmds[@]/#/k8s.io/kubernetes/cmd/}"
+  )
+}
+
+# --- etcd: the server module replaces its siblings locally too; require them all at one version.
+build_etcd() {
+  local out=$1 version=$2 src="$CACHE/src/etcd-$version"
+  mkdir -p "$src"
+  (
+    cd "$src"
+    cat > main.go <<'GO'
+// etcd server, built from the pinned etcd modules (see hack/tools.sh).
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+    if [[ ! -f go.sum ]]; then
+      printf 'module scalestage.dev/tools/etcd\n\ngo 1.24\n' > go.mod
+      local m mods=()
+      for m in api/v3 client/pkg/v3 client/v3 pkg/v3 raft/v3 server/v3; do
+        mods+=("go.etcd.io/etcd/$m@$version")
+      done
+      go get "${mods[@]}" >/dev/null
+      go get "go.etcd.io/etcd/client/v2@v2.305.${version#v3.5.}" >/dev/null
+      go mod tidy >/dev/null
+    fi
+    go build -trimpath -ldflags "-s -w" -o "$out/etcd" .
+  )
+}
+
+build_kind() { GOBIN="$1" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kind@$2"; }
+
+build_helm() {
+  GOBIN="$1" go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$2" "helm.sh/helm/v3/cmd/helm@$2"
+}
+
+build_coredns() { GOBIN="$1" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$2"; }
+
+build_crictl() {
+  GOBIN="$1" go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$2" "sigs.k8s.io/cri-tools/cmd/crictl@$2"
+}
+
+# The CNI plugins live in their own folder: they are installed into node images, not run here.
+build_cni_plugins() {
+  local out=$1 version=$2 p
+  local plugins=(main/bridge main/ptp main/loopback main/host-device ipam/host-local meta/portmap)
+  mkdir -p "$out/cni"
+  for p in "${plugins[@]}"; do
+    GOBIN="$out/cni" go install -trimpath \
+      -ldflags "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$version" \
+      "github.com/containernetworking/plugins/plugins/$p@$version"
+  done
+}
+
+started=$SECONDS
+tool etcd "$ETCD_VERSION" build_etcd
+tool kubernetes "$KUBERNETES_VERSION" build_kubernetes
+on_path_at_version kind "$KIND_VERSION" version || tool kind "$KIND_VERSION" build_kind
+on_path_at_version helm "$HELM_VERSION" version || tool helm "$HELM_VERSION" build_helm
+tool crictl "$CRICTL_VERSION" build_crictl
+tool cni-plugins "$CNI_PLUGINS_VERSION" build_cni_plugins
+ln -sfn "$CACHE/cni-plugins-$CNI_PLUGINS_VERSION/cni" "$ROOT/.tools/cni"
+tool coredns "$COREDNS_VERSION" build_coredns
+log "tools: all present in .tools/bin ($((SECONDS - started)) s)"

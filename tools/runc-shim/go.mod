@@ -1,0 +1,3 @@
+module scalestage.dev/tools/runc-shim
+
+go 1.22
