@@ -38,8 +38,9 @@ images: docker ## build every image (from Debian packages when no registry answe
 test: $(TEST_TIERS) ## every test tier
 	@echo "make test: all tiers passed ($(TEST_TIERS))"
 
-test-unit: venv ## pure code: stage plans, builders, status, app logic (no services)
+test-unit: venv ## pure code: stage plans, builders, status, app logic, Go helpers (no services)
 	$(PYTEST) tests/unit
+	hack/go-test.sh
 
 test-services: deps venv ## the app against real Postgres (primary + replica), Redis and Celery
 	$(PYTEST) tests/services

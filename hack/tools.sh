@@ -25,7 +25,7 @@ command -v go >/dev/null || die "Go is required to build the tools (https://go.d
 link_all() {
   local f
   for f in "$1"/*; do
-    [[ -x "$f" && -f "$f" ]] && ln -sfn "$f" "$BIN/$(basename "$f")"
+    if [[ -x "$f" && -f "$f" ]]; then ln -sfn "$f" "$BIN/$(basename "$f")"; fi
   done
 }
 
@@ -39,6 +39,27 @@ on_path_at_version() {
   return 1
 }
 
+# quietly CMD...: run CMD, showing its output only when it fails.
+quietly() {
+  local out
+  out="$("$@" 2>&1)" || { echo "$out" >&2; return 1; }
+}
+
+# with_heartbeat WHAT CMD...: run CMD, saying every minute that it is still going (a cold
+# Kubernetes build is silent for many minutes on two cores).
+with_heartbeat() {
+  local what=$1 started=$SECONDS ticks=0; shift
+  "$@" &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if (( ++ticks % 60 == 0 )) && kill -0 "$pid" 2>/dev/null; then
+      log "tools: still building $what ($((SECONDS - started)) s)"
+    fi
+  done
+  wait "$pid"
+}
+
 # tool NAME VERSION BUILD_FUNCTION: build into the cache once, then link.
 tool() {
   local name=$1 version=$2 build=$3
@@ -49,7 +70,7 @@ tool() {
     local started=$SECONDS
     log "tools: building $name $version ..."
     rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-    "$build" "$dir.tmp" "$version"
+    with_heartbeat "$name" "$build" "$dir.tmp" "$version"
     rm -rf "$dir" && mv "$dir.tmp" "$dir" && touch "$dir/.complete"
     log "tools: built $name $version in $((SECONDS - started)) s"
   fi
@@ -76,7 +97,7 @@ build_kubernetes() {
         sed -n "s#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 v0.${version#v1.}#p" "$gomod"
         echo ")"
       } > go.mod
-      go get "k8s.io/kubernetes@$version" >/dev/null
+      quietly go get "k8s.io/kubernetes@$version"
     fi
     local now ldflags="-s -w" pkg
     now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -113,9 +134,9 @@ GO
       for m in api/v3 client/pkg/v3 client/v3 pkg/v3 raft/v3 server/v3; do
         mods+=("go.etcd.io/etcd/$m@$version")
       done
-      go get "${mods[@]}" >/dev/null
-      go get "go.etcd.io/etcd/client/v2@v2.305.${version#v3.5.}" >/dev/null
-      go mod tidy >/dev/null
+      quietly go get "${mods[@]}"
+      quietly go get "go.etcd.io/etcd/client/v2@v2.305.${version#v3.5.}"
+      quietly go mod tidy
     fi
     go build -trimpath -ldflags "-s -w" -o "$out/etcd" .
   )
@@ -129,6 +150,11 @@ build_helm() {
 }
 
 build_coredns() { GOBIN="$1" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$2"; }
+
+# local-path-provisioner: the default StorageClass of the offline kind node image (hack/node-image.sh).
+build_local_path_provisioner() {
+  GOBIN="$1" go install -trimpath -ldflags "-s -w -X main.VERSION=$2" "github.com/rancher/local-path-provisioner@$2"
+}
 
 build_crictl() {
   GOBIN="$1" go install -trimpath \
@@ -156,4 +182,5 @@ tool crictl "$CRICTL_VERSION" build_crictl
 tool cni-plugins "$CNI_PLUGINS_VERSION" build_cni_plugins
 ln -sfn "$CACHE/cni-plugins-$CNI_PLUGINS_VERSION/cni" "$ROOT/.tools/cni"
 tool coredns "$COREDNS_VERSION" build_coredns
+tool local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" build_local_path_provisioner
 log "tools: all present in .tools/bin ($((SECONDS - started)) s)"

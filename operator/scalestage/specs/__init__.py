@@ -1,0 +1,24 @@
+"""Pure builders: (plan, names) -> the manifests (dicts) one component needs at this stage.
+
+A builder returns nothing for an object that must not exist at the plan's stage; the applier prunes
+whatever it finds that no builder asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..names import Names
+from ..stages import Plan
+from . import edge, frontdoor, monolith, pdb, postgres, redis, secrets, topology, web, workers
+from .common import Manifest
+
+BUILDERS = (topology, monolith, postgres, redis, web, workers, edge, frontdoor, pdb)
+
+
+def build_all(plan: Plan, names: Names, credentials: Mapping[str, str]) -> list[Manifest]:
+    """Every child of one ScaleStage, the credentials Secret first (pods refer to it)."""
+    out = secrets.build(plan, names, credentials)
+    for builder in BUILDERS:
+        out += builder.build(plan, names)
+    return out

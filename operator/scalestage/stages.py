@@ -1,0 +1,178 @@
+"""The stage plans: what each stage runs by default, and how a ScaleStage spec resolves into a Plan.
+
+Read the STAGES table to find stage N in one look. Everything else in the operator decides from a
+resolved `Plan`, never from the raw spec, so defaults live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+MONOLITH, SINGLE_PRIMARY, SHARDED = "monolith", "single-primary", "sharded"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Defaults of one stage; a user's spec may override the counts within the CRD's bounds."""
+
+    number: int
+    name: str
+    data_layout: str  # where the data lives: moving between layouts moves data (a migration)
+    web_replicas: int
+    read_replicas: int  # streaming replicas per primary (per shard at stage 5)
+    shards: int  # 0: not sharded
+    redis: bool
+    workers: int
+    edge: bool
+    session_backend: str  # `process` or `redis` (docs/contracts.md)
+    sticky_sessions: bool  # ClientIP affinity while sessions live in the web process
+    spofs: tuple[str, ...]  # single points of failure the status lists ({i}: one per shard)
+
+
+STAGES: dict[int, Stage] = {
+    s.number: s
+    for s in (
+        #     no  name             data layout     web rr shards redis  wk edge  sessions   sticky spofs
+        Stage(1, "monolith", MONOLITH, 1, 0, 0, False, 0, False, "process", False, ("monolith",)),
+        Stage(2, "separate-db", SINGLE_PRIMARY, 1, 0, 0, False, 0, False, "process", False,
+              ("web", "db-primary")),
+        Stage(3, "load-balanced", SINGLE_PRIMARY, 3, 2, 0, False, 0, False, "process", True,
+              ("db-primary",)),
+        Stage(4, "cached", SINGLE_PRIMARY, 3, 2, 0, True, 0, False, "redis", False,
+              ("db-primary", "redis")),
+        # Stage 5: no single component stops reads; each shard's primary still takes its users' writes.
+        Stage(5, "sharded", SHARDED, 3, 1, 2, True, 2, True, "redis", False,
+              ("db-shard-{i}-primary",)),
+    )
+}
+
+DEFAULT_IMAGES: dict[str, str] = {
+    "app": "scalestage/chirp:dev",
+    "postgres": "scalestage/postgres:15",
+    "redis": "scalestage/redis:7",
+    "edge": "scalestage/edge:1",
+}
+DEFAULT_STORAGE = "1Gi"
+EDGE_REPLICAS = 2
+
+# Small requests: a whole stage 5 has to fit on a 2-core laptop running kind.
+DEFAULT_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
+    "web": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    "database": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    "workers": {"requests": {"cpu": "25m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    "redis": {"requests": {"cpu": "25m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+    "edge": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "128Mi"}},
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One stage with the user's overrides applied: everything a builder needs, nothing it must look up."""
+
+    stage: Stage
+    web_replicas: int
+    read_replicas: int
+    shards: int
+    workers: int
+    edge_replicas: int
+    storage: str
+    images: Mapping[str, str]
+    resources: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
+
+    @property
+    def number(self) -> int:
+        return self.stage.number
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    @property
+    def data_layout(self) -> str:
+        return self.stage.data_layout
+
+    @property
+    def spofs(self) -> list[str]:
+        out: list[str] = []
+        for spof in self.stage.spofs:
+            if "{i}" in spof:
+                out.extend(spof.format(i=i) for i in range(self.shards))
+            else:
+                out.append(spof)
+        return out
+
+
+def stage_name(number: int) -> str:
+    return STAGES[number].name
+
+
+def resolve(spec: Mapping[str, Any], default_images: Mapping[str, str] | None = None) -> Plan:
+    """Merge a ScaleStage spec (already validated by the CRD schema) over its stage's defaults."""
+    stage = STAGES[int(spec["stage"])]
+    web = spec.get("web") or {}
+    database = spec.get("database") or {}
+    workers = spec.get("workers") or {}
+    images = {**DEFAULT_IMAGES, **(default_images or {}), **(spec.get("images") or {})}
+    resources = {
+        component: dict((overrides or {}).get("resources") or DEFAULT_RESOURCES[component])
+        for component, overrides in (
+            ("web", web),
+            ("database", database),
+            ("workers", workers),
+            ("redis", {}),
+            ("edge", {}),
+        )
+    }
+    # Counts a stage does not use stay at zero, whatever the spec says (the CRD refuses most of
+    # these already; this keeps the builders honest if the schema is ever loosened).
+    return Plan(
+        stage=stage,
+        web_replicas=int(web.get("replicas", stage.web_replicas)) if stage.number >= 3 else 1,
+        read_replicas=int(database.get("readReplicas", stage.read_replicas))
+        if stage.number >= 3
+        else 0,
+        shards=int(database.get("shards", stage.shards)) if stage.data_layout == SHARDED else 0,
+        workers=int(workers.get("replicas", stage.workers)) if stage.workers else 0,
+        edge_replicas=EDGE_REPLICAS if stage.edge else 0,
+        storage=str(database.get("storage", DEFAULT_STORAGE)),
+        images=images,
+        resources=resources,
+    )
+
+
+@dataclass(frozen=True)
+class Component:
+    """One workload of a plan; its object is named `<instance>-<name>`."""
+
+    name: str
+    kind: str  # Deployment | StatefulSet
+    replicas: int
+
+
+def components(plan: Plan) -> list[Component]:
+    """The workloads a plan runs, in the order the architecture page draws them."""
+    if plan.data_layout == MONOLITH:
+        return [Component("monolith", "StatefulSet", 1)]
+    out = []
+    if plan.stage.edge:
+        out.append(Component("edge", "Deployment", plan.edge_replicas))
+    out.append(Component("web", "Deployment", plan.web_replicas))
+    if plan.workers:
+        out.append(Component("worker", "Deployment", plan.workers))
+    if plan.stage.redis:
+        out.append(Component("redis", "Deployment", 1))
+    for cluster in db_clusters(plan):
+        out.append(Component(f"{cluster}-primary", "StatefulSet", 1))
+        if plan.read_replicas:
+            out.append(Component(f"{cluster}-replica", "StatefulSet", plan.read_replicas))
+    return out
+
+
+def db_clusters(plan: Plan) -> list[str]:
+    """Postgres clusters (one primary + its replicas each): `db`, or `db-shard-0` … at stage 5."""
+    if plan.data_layout == SINGLE_PRIMARY:
+        return ["db"]
+    if plan.data_layout == SHARDED:
+        return [f"db-shard-{i}" for i in range(plan.shards)]
+    return []

@@ -1,0 +1,99 @@
+"""Status from observed children: per-component readiness, phase, SPOFs and conditions. Pure."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from .stages import Component, Plan, components
+
+PENDING, PROGRESSING, READY, DEGRADED = "Pending", "Progressing", "Ready", "Degraded"
+
+
+def component_status(component: Component, observed: Mapping | None) -> dict[str, Any]:
+    ready = ((observed or {}).get("status") or {}).get("readyReplicas") or 0
+    return {"name": component.name, "kind": component.kind, "desired": component.replicas,
+            "ready": int(ready)}
+
+
+def rolling_out(component: Component, observed: Mapping | None) -> bool:
+    """Still converging: missing, its spec not yet seen by its controller, or pods not yet updated."""
+    if observed is None:
+        return True
+    generation = observed.get("metadata", {}).get("generation", 0)
+    status = observed.get("status") or {}
+    if status.get("observedGeneration", 0) < generation:
+        return True
+    return (status.get("updatedReplicas") or 0) < component.replicas
+
+
+def phase_of(rows: Sequence[Mapping], rolling: bool) -> str:
+    if all(r["ready"] >= r["desired"] for r in rows):
+        return READY
+    if not any(r["ready"] for r in rows):
+        return PENDING
+    return PROGRESSING if rolling else DEGRADED
+
+
+def summarize(
+    plan: Plan,
+    observed: Mapping[str, Mapping],
+    generation: int,
+    previous: Mapping | None,
+    now: str,
+) -> dict[str, Any]:
+    """The whole status block. `observed` maps component name (e.g. "web") to its workload object."""
+    wanted = components(plan)
+    rows = [component_status(c, observed.get(c.name)) for c in wanted]
+    rolling = any(rolling_out(c, observed.get(c.name)) for c in wanted)
+    phase = phase_of(rows, rolling)
+    lagging = ", ".join(f"{r['name']} {r['ready']}/{r['desired']}" for r in rows
+                        if r["ready"] < r["desired"])
+    spofs = plan.spofs
+    conditions = [
+        condition("Ready", phase == READY,
+                  "AllComponentsReady" if phase == READY else "ComponentsNotReady",
+                  "every component is ready" if phase == READY else f"waiting for {lagging}"),
+        condition("Progressing", rolling and phase != READY,
+                  "RollingOut" if rolling and phase != READY else "Converged",
+                  f"applying stage {plan.number} ({plan.name})" if rolling and phase != READY
+                  else f"stage {plan.number} ({plan.name}) applied"),
+        condition("Degraded", phase == DEGRADED,
+                  "ComponentsUnavailable" if phase == DEGRADED else "AsExpected",
+                  f"below desired: {lagging}" if phase == DEGRADED else "no component below desired"),
+    ]
+    return {
+        "phase": phase,
+        "stage": plan.number,
+        "stageName": plan.name,
+        "observedGeneration": generation,
+        "components": rows,
+        "ready": f"{sum(r['ready'] >= r['desired'] for r in rows)}/{len(rows)}",
+        "spofs": spofs,
+        "spofSummary": ", ".join(spofs) if spofs else "none",
+        "conditions": merge_conditions((previous or {}).get("conditions") or [], conditions, now),
+    }
+
+
+def condition(kind: str, true: bool, reason: str, message: str) -> dict[str, str]:
+    return {"type": kind, "status": "True" if true else "False", "reason": reason,
+            "message": message}
+
+
+def merge_conditions(
+    previous: Sequence[Mapping], new: Sequence[Mapping], now: str
+) -> list[dict[str, str]]:
+    """Conditions with lastTransitionTime kept while their status holds (so an idle status is
+    byte-for-byte the same and needs no write); conditions of other types are kept as they are."""
+    before = {c.get("type"): c for c in previous}
+    out = []
+    for c in new:
+        old = before.pop(c["type"], None)
+        since = old.get("lastTransitionTime") if old and old.get("status") == c["status"] else None
+        out.append({**c, "lastTransitionTime": since or now})
+    return out + [dict(c) for c in before.values()]
+
+
+def with_condition(status: Mapping, new: Mapping, now: str) -> dict[str, Any]:
+    """The status with one condition set (e.g. Progressing=False, MigrationRequired), others kept."""
+    merged = merge_conditions(status.get("conditions") or [], [new], now)
+    return {**status, "conditions": merged}

@@ -1,0 +1,111 @@
+"""The Flask app factory: create_app(config) wires services, sessions, blueprints and reporting."""
+
+import logging
+import os
+import time
+
+from flask import Flask, g, jsonify, make_response, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from chirp.config import Config, load_config
+from chirp.db.pools import DatabaseUnavailable, WritesFenced
+from chirp.errors import ChirpError
+from chirp.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from chirp.services import build_services
+from chirp.sessions import install_sessions
+from chirp.trace import current_trace
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the app from a Config (default: the environment, validated)."""
+    config = config or load_config(os.environ)
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=config.secret_key, JSON_SORT_KEYS=False,
+                      MAX_CONTENT_LENGTH=64 * 1024,
+                      CHIRP_DRAIN_FILE=os.environ.get("CHIRP_DRAIN_FILE"))
+    svc = build_services(config)
+    app.extensions["chirp"] = svc
+    install_sessions(app, config.session_backend, svc.redis)
+
+    from chirp.web import api, architecture, ops, pages
+
+    for blueprint in (ops.bp, api.bp, pages.bp, architecture.bp):
+        app.register_blueprint(blueprint)
+    _install_reporting(app, config)
+    _install_error_handlers(app)
+    return app
+
+
+def _served_by(config: Config) -> dict:
+    trace = current_trace()
+    return {"pod": config.pod_name, "node": config.node_name, "stage": config.stage,
+            "stageName": config.stage_name, "db": trace.db_header(),
+            "cache": trace.cache_header(config.cache_enabled), "sessions": config.session_backend}
+
+
+def _install_reporting(app: Flask, config: Config) -> None:
+    @app.before_request
+    def start_clock():
+        g.chirp_started = time.perf_counter()
+
+    @app.context_processor
+    def served_by():
+        return {"served_by": lambda: _served_by(config), "stage_name": config.stage_name,
+                "stage": config.stage}
+
+    @app.after_request
+    def report(response):
+        served = _served_by(config)
+        response.headers["X-Chirp-Pod"] = served["pod"]
+        response.headers["X-Chirp-Stage"] = str(config.stage)
+        response.headers["X-Chirp-DB"] = served["db"]
+        response.headers["X-Chirp-Cache"] = served["cache"]
+        if current_trace().timeline_source:
+            response.headers["X-Chirp-Timeline"] = current_trace().timeline_source
+        if config.node_name:
+            response.headers["X-Chirp-Node"] = config.node_name
+        endpoint = request.endpoint or "unmatched"
+        HTTP_REQUESTS.labels(endpoint=endpoint, method=request.method,
+                             status=str(response.status_code)).inc()
+        if "chirp_started" in g:
+            HTTP_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - g.chirp_started)
+        return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _error_response(status: int, message: str, retry_after: int | None = None):
+    if _wants_json():
+        response = jsonify(error=message, status=status)
+        response.status_code = status
+    else:
+        response = make_response(render_template("error.html", status=status, message=message), status)
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ChirpError)
+    def chirp_error(error: ChirpError):
+        return _error_response(error.status, error.message, error.retry_after)
+
+    @app.errorhandler(WritesFenced)
+    def fenced(error):
+        return _error_response(503, str(error), retry_after=5)
+
+    @app.errorhandler(DatabaseUnavailable)
+    def unavailable(error):
+        log.warning("database unavailable: %s (%s)", error, error.__cause__)
+        return _error_response(503, f"{error}; retry shortly", retry_after=5)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        messages = {404: f"no such page: {request.path}",
+                    405: f"{request.method} is not allowed on {request.path}",
+                    413: "request body is too large"}
+        return _error_response(error.code or 500, messages.get(error.code, error.description))

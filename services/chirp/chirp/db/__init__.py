@@ -1,0 +1,1 @@
+"""Thin edges to Postgres: pools and routing, migrations, fencing, queries."""

@@ -1,0 +1,205 @@
+"""Connection pools per database and the routing of reads and writes (stages 1-5).
+
+Writes always go to the owning shard's primary. Reads go through routing.choose_read_replica();
+a replica that fails mid-read is marked down and the read is retried on the primary, so a dying
+replica costs latency, never an error.
+"""
+
+import itertools
+import threading
+import time
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from chirp.config import Config
+from chirp.metrics import DB_QUERIES, WRITES_REFUSED
+from chirp.routing import ReplicaState, choose_read_replica, statement_kind
+from chirp.topology import PRIMARY, Shard, Topology, route_label
+from chirp.trace import current_trace
+
+
+class DatabaseUnavailable(Exception):
+    """No database could answer (HTTP 503)."""
+
+
+class WritesFenced(Exception):
+    """The database is read-only while data moves (HTTP 503 + Retry-After)."""
+
+
+# Errors after which a read is worth retrying elsewhere (connection lost, recovery conflict...).
+_RETRYABLE_READ_ERRORS = (psycopg.OperationalError, psycopg.errors.SerializationFailure)
+
+LAG_SQL = """
+SELECT CASE
+  WHEN NOT pg_is_in_recovery() THEN 0
+  WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+  ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 1e9)
+END::float8 AS lag
+"""
+
+
+class Executor:
+    """A connection bound to its route label: every statement is counted and traced."""
+
+    def __init__(self, conn: psycopg.Connection, label: str):
+        self.conn = conn
+        self.label = label
+
+    def _execute(self, sql: str, params):
+        DB_QUERIES.labels(route=self.label, kind=statement_kind(sql)).inc()
+        current_trace().used_db(self.label)
+        return self.conn.execute(sql, params)
+
+    def all(self, sql: str, params=()) -> list[dict]:
+        return self._execute(sql, params).fetchall()
+
+    def one(self, sql: str, params=()) -> dict | None:
+        return self._execute(sql, params).fetchone()
+
+    def run(self, sql: str, params=()) -> int:
+        return self._execute(sql, params).rowcount
+
+
+class ReplicaHealth:
+    """A replica's last measured state, re-measured at most every `interval` seconds."""
+
+    def __init__(self, get_pool, interval: float):
+        self._get_pool = get_pool
+        self._interval = interval
+        self._lock = threading.Lock()
+        self.state = ReplicaState(up=False, lag_seconds=None)
+        self.checked_at = float("-inf")
+
+    def current(self, now: float) -> ReplicaState:
+        if now - self.checked_at >= self._interval and self._lock.acquire(blocking=False):
+            try:
+                self.state = self._measure()
+                self.checked_at = time.monotonic()
+            finally:
+                self._lock.release()
+        return self.state
+
+    def _measure(self) -> ReplicaState:
+        try:
+            with self._get_pool().connection(timeout=1.0) as conn:
+                lag = conn.execute(LAG_SQL).fetchone()["lag"]
+            return ReplicaState(up=True, lag_seconds=float(lag))
+        except psycopg.Error:
+            return ReplicaState(up=False, lag_seconds=None)
+
+    def mark_down(self) -> None:
+        self.state = ReplicaState(up=False, lag_seconds=None)
+        self.checked_at = time.monotonic()
+
+
+class Databases:
+    def __init__(self, config: Config, topology: Topology):
+        self.config = config
+        self.topology = topology
+        self._pools: dict[str, ConnectionPool] = {}
+        self._pools_lock = threading.Lock()
+        self._rotation = itertools.count()
+        self._health = {
+            url: ReplicaHealth(lambda url=url: self._pool(url, replica=True),
+                               config.replica_check_seconds)
+            for shard in topology.shards
+            for url in shard.replica_urls
+        }
+
+    def _pool(self, url: str, *, replica: bool = False) -> ConnectionPool:
+        with self._pools_lock:
+            pool = self._pools.get(url)
+            if pool is None:
+                pool = ConnectionPool(
+                    url,
+                    min_size=0 if replica else 1,
+                    max_size=self.config.db_pool_max,
+                    timeout=2.0 if replica else 5.0,
+                    kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 2},
+                    check=ConnectionPool.check_connection,
+                    reconnect_timeout=0,  # keep retrying connects quietly; the health check decides
+                    name=url,
+                    open=True,
+                )
+                self._pools[url] = pool
+        return pool
+
+    def close(self) -> None:
+        with self._pools_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close(timeout=2)
+
+    # --- writes -------------------------------------------------------------------------------
+    @contextmanager
+    def write(self, shard: Shard):
+        """A transaction on the shard's primary."""
+        label = route_label(self.topology.sharded, shard.index, PRIMARY)
+        try:
+            with self._pool(shard.primary_url).connection() as conn:
+                with conn.transaction():
+                    yield Executor(conn, label)
+        except psycopg.errors.ReadOnlySqlTransaction:
+            WRITES_REFUSED.inc()
+            raise WritesFenced("writes are paused while data moves; retry shortly") from None
+        except psycopg.OperationalError as error:
+            raise DatabaseUnavailable(f"database {label} is unavailable") from error
+
+    # --- reads --------------------------------------------------------------------------------
+    def replica_states(self, shard: Shard) -> list[ReplicaState]:
+        now = time.monotonic()
+        return [self._health[url].current(now) for url in shard.replica_urls]
+
+    def choose_read(self, shard: Shard, last_write_at: float | None) -> int:
+        if not shard.replica_urls:
+            return PRIMARY
+        return choose_read_replica(
+            self.replica_states(shard),
+            now=time.time(),
+            last_write_at=last_write_at,
+            read_your_writes_seconds=self.config.read_your_writes_seconds,
+            max_lag_seconds=self.config.max_replica_lag_seconds,
+            rotation=next(self._rotation),
+        )
+
+    def read(self, shard: Shard, work, *, last_write_at: float | None = None):
+        """Run work(executor) on the chosen replica, or on the primary."""
+        replica = self.choose_read(shard, last_write_at)
+        if replica != PRIMARY:
+            url = shard.replica_urls[replica]
+            label = route_label(self.topology.sharded, shard.index, replica)
+            try:
+                with self._pool(url, replica=True).connection() as conn:
+                    return work(Executor(conn, label))
+            except _RETRYABLE_READ_ERRORS:
+                self._health[url].mark_down()  # fall through to the primary
+        label = route_label(self.topology.sharded, shard.index, PRIMARY)
+        for attempt in (1, 2):  # a connection killed under us (fence, restart) is retried once
+            try:
+                with self._pool(shard.primary_url).connection() as conn:
+                    return work(Executor(conn, label))
+            except _RETRYABLE_READ_ERRORS as error:
+                if attempt == 2:
+                    raise DatabaseUnavailable(f"database {label} is unavailable") from error
+
+    def read_all_shards(self, work, shard_indexes=None, *, last_write_at=None) -> dict[int, object]:
+        """Scatter: run work on each (selected) shard; results by shard index."""
+        indexes = range(len(self.topology.shards)) if shard_indexes is None else shard_indexes
+        return {k: self.read(self.topology.shards[k], work, last_write_at=last_write_at)
+                for k in indexes}
+
+    def ping(self) -> dict[str, bool]:
+        """Readiness: can each primary answer right now? (replicas are optional for reads)"""
+        result = {}
+        for shard in self.topology.shards:
+            label = route_label(self.topology.sharded, shard.index, PRIMARY)
+            try:
+                with self._pool(shard.primary_url).connection(timeout=2.0) as conn:
+                    conn.execute("SELECT 1")
+                result[label] = True
+            except psycopg.Error:
+                result[label] = False
+        return result

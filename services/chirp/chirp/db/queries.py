@@ -1,0 +1,120 @@
+"""Every SQL statement the app runs, one small function each; `db` is an Executor."""
+
+_POST_COLUMNS = """p.id, p.author_id, u.username AS author, p.body,
+  to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS created_at"""
+
+
+def insert_user(db, bucket: int, username: str, password_hash: str) -> dict:
+    return db.one(
+        "INSERT INTO users (id, username, password_hash) VALUES (chirp_next_id(%s), %s, %s)"
+        " ON CONFLICT (username) DO NOTHING RETURNING id, username, created_at",
+        (bucket, username, password_hash),
+    )
+
+
+def user_by_name(db, username: str) -> dict | None:
+    return db.one("SELECT id, username, password_hash FROM users WHERE username = %s", (username,))
+
+
+def user_by_id(db, user_id: int) -> dict | None:
+    return db.one("SELECT id, username FROM users WHERE id = %s", (user_id,))
+
+
+def profile(db, user_id: int) -> dict | None:
+    return db.one(
+        "SELECT u.id, u.username,"
+        " to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS joined,"
+        " (SELECT count(*) FROM posts WHERE author_id = u.id) AS posts,"
+        " (SELECT count(*) FROM follows WHERE follower_id = u.id) AS following"
+        " FROM users u WHERE u.id = %s",
+        (user_id,),
+    )
+
+
+def insert_post(db, author_id: int, bucket: int, body: str) -> dict:
+    return db.one(
+        "WITH p AS (INSERT INTO posts (id, author_id, body) VALUES (chirp_next_id(%s), %s, %s)"
+        " RETURNING *)"
+        f" SELECT {_POST_COLUMNS} FROM p JOIN users u ON u.id = p.author_id",
+        (bucket, author_id, body),
+    )
+
+
+def posts_by_ids(db, post_ids: list[int]) -> list[dict]:
+    return db.all(
+        f"SELECT {_POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id"
+        " WHERE p.id = ANY(%s)",
+        (post_ids,),
+    )
+
+
+def posts_by_authors(db, author_ids: list[int], before: int | None, limit: int) -> list[dict]:
+    """Newest posts of any of these authors, older than `before`."""
+    return db.all(
+        f"SELECT {_POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id"
+        " WHERE p.author_id = ANY(%s) AND (%s::bigint IS NULL OR p.id < %s)"
+        " ORDER BY p.id DESC LIMIT %s",
+        (author_ids, before, before, limit),
+    )
+
+
+def recent_posts_per_author(db, author_ids: list[int], per_author: int) -> list[dict]:
+    """Each author's newest `per_author` posts, in one statement (fills stage 4's cache)."""
+    return db.all(
+        f"SELECT {_POST_COLUMNS} FROM unnest(%s::bigint[]) AS a(id)"
+        " CROSS JOIN LATERAL (SELECT * FROM posts WHERE author_id = a.id"
+        "   ORDER BY id DESC LIMIT %s) p"
+        " JOIN users u ON u.id = p.author_id ORDER BY p.id DESC",
+        (author_ids, per_author),
+    )
+
+
+def home_timeline(db, user_id: int, before: int | None, limit: int) -> list[dict]:
+    """Stages 1-4 without cache: followees' posts and one's own, newest first, in one statement."""
+    return db.all(
+        f"SELECT {_POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id"
+        " WHERE (p.author_id = %s OR p.author_id IN"
+        "   (SELECT followee_id FROM follows WHERE follower_id = %s))"
+        " AND (%s::bigint IS NULL OR p.id < %s)"
+        " ORDER BY p.id DESC LIMIT %s",
+        (user_id, user_id, before, before, limit),
+    )
+
+
+def public_posts(db, before: int | None, limit: int) -> list[dict]:
+    return db.all(
+        f"SELECT {_POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id"
+        " WHERE (%s::bigint IS NULL OR p.id < %s) ORDER BY p.id DESC LIMIT %s",
+        (before, before, limit),
+    )
+
+
+def followee_ids(db, user_id: int) -> list[int]:
+    rows = db.all("SELECT followee_id FROM follows WHERE follower_id = %s", (user_id,))
+    return [row["followee_id"] for row in rows]
+
+
+def follower_ids(db, user_id: int) -> list[int]:
+    rows = db.all("SELECT follower_id FROM follows WHERE followee_id = %s", (user_id,))
+    return [row["follower_id"] for row in rows]
+
+
+def is_following(db, follower_id: int, followee_id: int) -> bool:
+    return db.one(
+        "SELECT 1 AS yes FROM follows WHERE follower_id = %s AND followee_id = %s",
+        (follower_id, followee_id),
+    ) is not None
+
+
+def insert_follow(db, follower_id: int, followee_id: int) -> bool:
+    return db.run(
+        "INSERT INTO follows (follower_id, followee_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (follower_id, followee_id),
+    ) == 1
+
+
+def delete_follow(db, follower_id: int, followee_id: int) -> bool:
+    return db.run(
+        "DELETE FROM follows WHERE follower_id = %s AND followee_id = %s",
+        (follower_id, followee_id),
+    ) == 1

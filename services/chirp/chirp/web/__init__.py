@@ -1,0 +1,1 @@
+"""Blueprints: api (JSON), pages (HTML), ops (health, readiness, metrics), architecture."""

@@ -1,0 +1,120 @@
+"""The JSON API (/api/...)."""
+
+from flask import Blueprint, session
+
+from chirp import accounts, reads, writes
+from chirp.errors import BadRequest, NotFound
+from chirp.validation import InvalidInput, clean_password, clean_post_body, clean_username
+from chirp.web.common import (ensure_session_store, json_body, last_write_at, log_in_session,
+                              note_write, page_args, page_json, post_json, require_user, services)
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _credentials() -> tuple[str, str]:
+    body = json_body()
+    try:
+        return clean_username(body.get("username")), clean_password(body.get("password"))
+    except InvalidInput as error:
+        raise BadRequest(str(error)) from None
+
+
+@bp.post("/signup")
+def signup():
+    username, password = _credentials()
+    ensure_session_store()
+    svc = services()
+    user = accounts.sign_up(svc, username, password)
+    log_in_session(user)
+    note_write()
+    return {"user": {"id": str(user["id"]), "username": user["username"]}}, 201
+
+
+@bp.post("/login")
+def login():
+    username, password = _credentials()
+    ensure_session_store()
+    user = accounts.log_in(services(), username, password)
+    log_in_session(user)
+    return {"user": {"id": str(user["id"]), "username": user["username"]}}
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return {"logged_out": True}
+
+
+@bp.get("/me")
+def me():
+    user = require_user()
+    return {"user": {"id": str(user["id"]), "username": user["username"]}}
+
+
+@bp.post("/posts")
+def create_post():
+    user = require_user()
+    try:
+        body = clean_post_body(json_body().get("body"))
+    except InvalidInput as error:
+        raise BadRequest(str(error)) from None
+    post = writes.create_post(services(), user, body)
+    note_write()
+    return {"post": post_json(post)}, 201
+
+
+@bp.get("/timeline")
+def timeline():
+    user = require_user()
+    before, limit = page_args()
+    posts = reads.home_timeline(services(), user["id"], before, limit, last_write_at())
+    return page_json(posts, limit)
+
+
+@bp.get("/public")
+def public():
+    before, limit = page_args()
+    return page_json(reads.public_posts(services(), before, limit, last_write_at()), limit)
+
+
+def _user_or_404(username: str) -> dict:
+    try:
+        username = clean_username(username)
+    except InvalidInput:
+        raise NotFound(f"no user named {username!r}") from None
+    user = accounts.find_user(services(), username, last_write_at())
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    return user
+
+
+@bp.get("/users/<username>")
+def user_page(username):
+    before, limit = page_args()
+    user = _user_or_404(username)
+    svc = services()
+    profile = reads.profile(svc, user["id"], last_write_at())
+    posts = reads.user_posts(svc, user["id"], before, limit, last_write_at())
+    result = page_json(posts, limit)
+    result["user"] = {"id": str(profile["id"]), "username": profile["username"],
+                      "joined": profile["joined"], "posts": profile["posts"],
+                      "following": profile["following"]}
+    return result
+
+
+@bp.post("/users/<username>/follow")
+def follow(username):
+    user = require_user()
+    changed = writes.set_following(services(), user, _user_or_404(username)["username"], True,
+                                   last_write_at())
+    note_write()
+    return {"following": True, "changed": changed}
+
+
+@bp.delete("/users/<username>/follow")
+def unfollow(username):
+    user = require_user()
+    changed = writes.set_following(services(), user, _user_or_404(username)["username"], False,
+                                   last_write_at())
+    note_write()
+    return {"following": False, "changed": changed}

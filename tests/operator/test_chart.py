@@ -1,0 +1,121 @@
+"""The Helm chart: lint, render both RBAC modes, refuse bad values, and run the operator on a real
+API server with exactly the namespaced Role the chart grants (least privilege that suffices)."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "scalestage-operator"
+HELM = REPO / ".tools" / "bin" / "helm"
+
+helm_path = str(HELM) if HELM.exists() else shutil.which("helm")
+pytestmark = pytest.mark.skipif(not helm_path, reason="helm not built yet (make tools)")
+
+
+def helm(*args, check=True):
+    return subprocess.run([helm_path, *args], capture_output=True, text=True, check=check,
+                          timeout=60)
+
+
+def render(*sets, namespace="ops"):
+    out = helm("template", "scalestage-operator", str(CHART), "--namespace", namespace,
+               *[a for s in sets for a in ("--set", s)]).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def kinds(docs):
+    return sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+
+
+def test_lint_is_clean():
+    for values in ([], ["--set", "watchNamespace=ops"]):
+        result = helm("lint", "--strict", str(CHART), *values, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cluster_wide_by_default():
+    docs = render()
+    assert kinds(docs) == [
+        "ClusterRole/scalestage-operator", "ClusterRoleBinding/scalestage-operator",
+        "Deployment/scalestage-operator", "ServiceAccount/scalestage-operator"]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    assert "--all-namespaces" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_one_namespace_gets_a_namespaced_role():
+    docs = render("watchNamespace=ops")
+    assert kinds(docs) == ["Deployment/scalestage-operator", "Role/scalestage-operator",
+                           "RoleBinding/scalestage-operator", "ServiceAccount/scalestage-operator"]
+    [role] = [d for d in docs if d["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == "ops"
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    assert "--namespace=ops" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_operator_pod_is_non_root_and_gets_default_images():
+    [deployment] = [d for d in render("defaultImages.app=example/chirp:1") if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    container = pod["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["SCALESTAGE_IMAGE_APP"] == "example/chirp:1"
+    assert env["SCALESTAGE_IMAGE_POSTGRES"] == "scalestage/postgres:15"
+
+
+@pytest.mark.parametrize("bad", ["resyncSeconds=0", "image.pullPolicy=Sometimes",
+                                 "watchNamespace=Not_A_Namespace", "surprise=1",
+                                 "logLevel=loud"])
+def test_values_schema_refuses_bad_values(bad):
+    result = helm("template", "scalestage", str(CHART), "--set", bad, check=False)
+    assert result.returncode != 0 and "values don't meet the specifications" in result.stderr
+
+
+def test_every_value_is_documented():
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line and not line.startswith((" ", "#")):  # a top-level key
+            assert lines[i - 1].lstrip().startswith("#"), f"undocumented value: {line}"
+
+
+def test_crd_is_shipped_in_crds():
+    [crd] = yaml.safe_load_all((CHART / "crds" / "scalestages.scalestage.dev.yaml").read_text())
+    assert crd["metadata"]["name"] == "scalestages.scalestage.dev"
+    assert helm("show", "crds", str(CHART)).stdout.count("kind: CustomResourceDefinition") == 1
+
+
+@pytest.mark.slow
+def test_operator_works_with_only_the_charts_namespaced_role(
+    control_plane, api, crd, kube, namespace, wait_until, start_operator, tmp_path
+):
+    # The chart's ServiceAccount, Role and RoleBinding, applied as rendered.
+    for doc in render(f"watchNamespace={namespace}", namespace=namespace):
+        if doc["kind"] in ("ServiceAccount", "Role", "RoleBinding"):
+            control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
+    token = client.CoreV1Api(api).create_namespaced_service_account_token(
+        "scalestage-operator", namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+    admin = yaml.safe_load(Path(control_plane.kubeconfig).read_text())
+    admin["users"] = [{"name": "operator", "user": {"token": token}}]
+    admin["contexts"][0]["context"]["user"] = "operator"
+    kubeconfig = tmp_path / "operator.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(admin))
+
+    operator = start_operator(kubeconfig, f"--namespace={namespace}")
+    kube.create(namespace, "chirp", {"stage": 4})
+    try:
+        wait_until(lambda: len(kube.children(namespace, "chirp")) == 13, timeout=40,
+                   message="stage 4 children made by the least-privileged operator")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\noperator log:\n{operator.log()[-3000:]}") from None
+    wait_until(lambda: (kube.get(namespace, "chirp").get("status") or {}).get("stage") == 4,
+               message="status written")
+    wait_until(lambda: "StageChanged" in {e["reason"] for e in kube.list("Event", namespace)},
+               message="event posted")
+    assert "Forbidden" not in operator.log() and "403" not in operator.log()

@@ -1,0 +1,170 @@
+"""The operator against a real API server and controller manager (no kubelet: pods stay Pending).
+
+Each stage yields exactly its children; an idle reconcile makes no write call (the API server's
+audit log proves it); drift is restored; deleting the ScaleStage deletes everything.
+"""
+
+import base64
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+STAGE_2 = {"Secret/chirp-credentials", "ConfigMap/chirp-topology", "StatefulSet/chirp-db-primary",
+           "Service/chirp-db-rw", "Deployment/chirp-web", "Service/chirp-web", "Service/chirp"}
+STAGE_3 = STAGE_2 | {"StatefulSet/chirp-db-replica", "Service/chirp-db-ro",
+                     "PodDisruptionBudget/chirp-web", "PodDisruptionBudget/chirp-db-replica"}
+STAGE_4 = STAGE_3 | {"Deployment/chirp-redis", "Service/chirp-redis"}
+EXPECTED = {
+    1: {"Secret/chirp-credentials", "ConfigMap/chirp-topology", "StatefulSet/chirp-monolith",
+        "Service/chirp"},
+    2: STAGE_2,
+    3: STAGE_3,
+    4: STAGE_4,
+    5: {"Secret/chirp-credentials", "ConfigMap/chirp-topology", "Deployment/chirp-web",
+        "Service/chirp-web", "Service/chirp", "PodDisruptionBudget/chirp-web",
+        "Deployment/chirp-redis", "Service/chirp-redis", "Deployment/chirp-worker",
+        "PodDisruptionBudget/chirp-worker", "ConfigMap/chirp-edge-config", "Deployment/chirp-edge",
+        "Service/chirp-edge", "PodDisruptionBudget/chirp-edge"}
+    | {f"{kind}/chirp-db-shard-{i}-{suffix}" for i in range(2)
+       for kind, suffix in (("StatefulSet", "primary"), ("StatefulSet", "replica"),
+                            ("Service", "rw"), ("Service", "ro"))},
+}
+ADMIN = "scalestage-test-admin"  # the user of both the operator and the tests (controlplane.py)
+
+
+def children_are(kube, namespace, expected):
+    return lambda: kube.children(namespace, "chirp") == expected
+
+
+def status_of(kube, namespace):
+    return kube.get(namespace, "chirp").get("status") or {}
+
+
+def events_of(kube, namespace, reason):
+    return [e for e in kube.list("Event", namespace) if e.get("reason") == reason]
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3, 4, 5])
+def test_fresh_stage_yields_exactly_its_children(
+    operator_process, kube, namespace, wait_until, stage
+):
+    created = kube.create(namespace, "chirp", {"stage": stage})
+    wait_until(children_are(kube, namespace, EXPECTED[stage]), timeout=30,
+               message=f"stage {stage} children")
+    status = wait_until(lambda: status_of(kube, namespace).get("stage") == stage
+                        and status_of(kube, namespace), message="status")
+    assert status["stageName"] == ["monolith", "separate-db", "load-balanced", "cached",
+                                   "sharded"][stage - 1]
+    assert status["phase"] == "Pending"  # no kubelet here: nothing can become ready
+    assert status["observedGeneration"] == 1
+    assert {c["name"] for c in status["components"]} <= {
+        n.split("/chirp-")[-1] for n in EXPECTED[stage]}
+    assert status["spofs"]
+    [event] = wait_until(lambda: events_of(kube, namespace, "StageChanged"), message="event")
+    assert event["involvedObject"]["uid"] == created["metadata"]["uid"]
+    for name in EXPECTED[stage]:
+        kind, obj_name = name.split("/")
+        obj = kube.read(kind, namespace, obj_name)
+        [ref] = obj["metadata"]["ownerReferences"]
+        assert ref["uid"] == created["metadata"]["uid"] and ref["controller"] is True
+        assert any(m["manager"] == "scalestage-operator" and m["operation"] == "Apply"
+                   for m in obj["metadata"]["managedFields"])
+
+
+def test_idle_reconcile_makes_zero_write_calls(
+    operator_process, kube, namespace, wait_until, control_plane
+):
+    kube.create(namespace, "chirp", {"stage": 4})
+    wait_until(children_are(kube, namespace, EXPECTED[4]), message="stage 4 children")
+    # Let the first status settle (controllers observe the new objects), then start counting.
+    baseline = operator_process.reconciles(namespace, "chirp")
+    wait_until(lambda: operator_process.reconciles(namespace, "chirp") >= baseline + 2,
+               timeout=6 * operator_process.resync_seconds + 10, message="two settling reconciles")
+
+    def our_writes(since):
+        return [e for e in control_plane.audit_events()[since:]
+                if e["user"]["username"] == ADMIN
+                and (e.get("objectRef") or {}).get("namespace") == namespace]
+
+    mark = len(control_plane.audit_events())
+    before = operator_process.reconciles(namespace, "chirp")
+    wait_until(lambda: operator_process.reconciles(namespace, "chirp") >= before + 3,
+               timeout=10 * operator_process.resync_seconds + 10, message="three idle reconciles")
+    writes = our_writes(mark)
+    assert writes == [], [(e["verb"], e["objectRef"].get("resource"), e["objectRef"].get("name"),
+                           e.get("userAgent")) for e in writes]
+
+    # The measurement can fail: one no-op server-side apply (identical content, nothing changes
+    # in etcd) is still a write call, and the audit log shows it.
+    mark = len(control_plane.audit_events())
+    topology = kube.read("ConfigMap", namespace, "chirp-topology")
+    noop = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "chirp-topology", "namespace": namespace}, "data": topology["data"]}
+    kube.raw("PATCH", kube.path("ConfigMap", namespace, "chirp-topology"), body=json.dumps(noop),
+             content_type="application/apply-patch+yaml",
+             query=[("fieldManager", "scalestage-operator"), ("force", "true")])
+    assert [e["verb"] for e in our_writes(mark)] == ["patch"]
+
+
+def test_drift_is_restored(
+    operator_process, kube, namespace, wait_until
+):
+    kube.create(namespace, "chirp", {"stage": 3})
+    wait_until(children_are(kube, namespace, EXPECTED[3]), message="stage 3 children")
+    kube.raw("DELETE", kube.path("Service", namespace, "chirp-web"))
+    kube.raw("PATCH", kube.path("Deployment", namespace, "chirp-web"),
+             body={"spec": {"replicas": 1}}, content_type="application/merge-patch+json")
+    kube.raw("PATCH", kube.path("Service", namespace, "chirp"),
+             body={"spec": {"sessionAffinity": "None"}}, content_type="application/merge-patch+json")
+    kube.raw("PATCH", kube.path("ConfigMap", namespace, "chirp-topology"),
+             body={"data": {"topology.json": "{}"}}, content_type="application/merge-patch+json")
+
+    def restored():
+        svc = kube.read("Service", namespace, "chirp-web")
+        web = kube.read("Deployment", namespace, "chirp-web")
+        front = kube.read("Service", namespace, "chirp")
+        topology = kube.read("ConfigMap", namespace, "chirp-topology")
+        return (svc is not None and web["spec"]["replicas"] == 3
+                and front["spec"]["sessionAffinity"] == "ClientIP"
+                and json.loads(topology["data"]["topology.json"]).get("stage") == 3)
+
+    wait_until(restored, timeout=3 * operator_process.resync_seconds + 10, message="drift restored")
+
+
+def test_deleting_the_scalestage_deletes_everything(
+    operator_process, kube, namespace, wait_until
+):
+    kube.create(namespace, "chirp", {"stage": 3})
+    wait_until(children_are(kube, namespace, EXPECTED[3]), message="stage 3 children")
+    # The StatefulSet controller creates the volume claims and pods (they stay Pending here).
+    wait_until(lambda: len(kube.list("PersistentVolumeClaim", namespace)) == 3, message="3 PVCs")
+    wait_until(lambda: len(kube.list("Pod", namespace)) == 6, message="6 pods")
+    kube.delete(namespace, "chirp")
+    wait_until(lambda: not kube.children(namespace, "chirp")
+               and not kube.list("PersistentVolumeClaim", namespace)
+               and not kube.list("Pod", namespace),
+               timeout=60, message="children, volume claims and pods garbage-collected")
+
+
+def test_passwords_never_leave_the_secret(
+    operator_process, kube, namespace, wait_until, control_plane
+):
+    kube.create(namespace, "chirp", {"stage": 3})
+    wait_until(children_are(kube, namespace, EXPECTED[3]), message="stage 3 children")
+    wait_until(lambda: status_of(kube, namespace).get("stage") == 3, message="status")
+    secret = kube.read("Secret", namespace, "chirp-credentials")
+    values = [base64.b64decode(v).decode() for v in secret["data"].values()]
+    assert len(values) == 3 and all(len(v) >= 32 for v in values)
+    visible = [json.dumps(kube.get(namespace, "chirp")), operator_process.log(),
+               json.dumps(kube.list("Event", namespace))]
+    for kind in ("Deployment", "StatefulSet", "ConfigMap", "Service"):
+        visible.append(json.dumps(kube.list(kind, namespace)))
+    for value in values:
+        assert not any(value in text for text in visible)
+    # Generated once: a later reconcile keeps them.
+    kube.patch_spec(namespace, "chirp", {"web": {"replicas": 4}})
+    wait_until(lambda: kube.read("Deployment", namespace, "chirp-web")["spec"]["replicas"] == 4,
+               message="scaled")
+    assert kube.read("Secret", namespace, "chirp-credentials")["data"] == secret["data"]

@@ -1,0 +1,133 @@
+"""Stages 1-2: one Postgres, sessions in the web process. The whole app works end to end."""
+
+import pytest
+
+from chirp.cursor import decode_cursor
+from tests.services.conftest import (bodies, config_for, follow, post, rows, signup, stage_env,
+                                     unique_name)
+
+
+@pytest.fixture(params=[1, 2])
+def app(request, migrated_db, make_app):
+    return make_app(config_for(stage_env(request.param, database=migrated_db.primary_url)))
+
+
+def test_signup_login_logout(app):
+    client = app.test_client()
+    name = signup(client)
+    assert client.get("/api/me").get_json()["user"]["username"] == name
+    assert client.post("/api/logout").status_code == 200
+    assert client.get("/api/me").status_code == 401
+    bad = client.post("/api/login", json={"username": name, "password": "wrong password"})
+    assert bad.status_code == 401 and bad.get_json()["error"] == "wrong username or password"
+    good = client.post("/api/login", json={"username": name, "password": "correct horse"})
+    assert good.status_code == 200
+    assert client.get("/api/me").get_json()["user"]["username"] == name
+
+
+def test_passwords_are_hashed(app, migrated_db):
+    name = signup(app.test_client(), password="plain-text-secret")
+    (stored,) = rows(migrated_db.primary_url, "SELECT password_hash FROM users WHERE username=%s",
+                     (name,))[0]
+    assert "plain-text-secret" not in stored and stored.startswith("pbkdf2:")
+
+
+def test_post_follow_and_home_timeline_newest_first(app):
+    alice, bob, carol = app.test_client(), app.test_client(), app.test_client()
+    a, b = signup(alice), signup(bob)
+    signup(carol)
+    post(bob, "bob 1")
+    post(alice, "alice 1")
+    post(carol, "carol (not followed)")
+    follow(alice, b)
+    post(bob, "bob 2")
+    assert bodies(alice.get("/api/timeline")) == ["bob 2", "alice 1", "bob 1"]
+    assert alice.delete(f"/api/users/{b}/follow").status_code == 200
+    assert bodies(alice.get("/api/timeline")) == ["alice 1"]
+    assert a != b
+
+
+def test_timeline_cursor_pagination(app):
+    client = app.test_client()
+    signup(client)
+    for i in range(7):
+        post(client, f"post {i}")
+    seen, cursor = [], None
+    while True:
+        page = client.get("/api/timeline", query_string={"limit": 3, **({"cursor": cursor} if cursor else {})})
+        assert page.status_code == 200
+        data = page.get_json()
+        seen += [p["body"] for p in data["posts"]]
+        cursor = data["next_cursor"]
+        if cursor is None:
+            break
+        assert decode_cursor(cursor) == int(data["posts"][-1]["id"])
+    assert seen == [f"post {i}" for i in reversed(range(7))]
+
+
+def test_user_page_and_public_page(app):
+    client = app.test_client()
+    name = signup(client)
+    post(client, "hello world")
+    page = app.test_client().get(f"/api/users/{name}")
+    assert page.status_code == 200
+    data = page.get_json()
+    assert data["user"]["username"] == name and data["user"]["posts"] == 1
+    assert bodies(page) == ["hello world"]
+    assert "hello world" in bodies(app.test_client().get("/api/public"))
+
+
+def test_ids_are_time_ordered(app):
+    client = app.test_client()
+    signup(client)
+    ids = [int(post(client, f"p{i}")["id"]) for i in range(5)]
+    assert ids == sorted(ids) and len(set(ids)) == 5
+
+
+def test_every_response_says_who_served_it(app):
+    client = app.test_client()
+    signup(client)
+    response = client.get("/api/timeline")
+    stage = app.extensions["chirp"].config.stage
+    assert response.headers["X-Chirp-Pod"] == f"test-pod-{stage}"
+    assert response.headers["X-Chirp-Stage"] == str(stage)
+    assert response.headers["X-Chirp-DB"] == "primary"
+    assert response.headers["X-Chirp-Cache"] == "off"
+    html = client.get("/").get_data(as_text=True)
+    assert f"served by pod <b>test-pod-{stage}</b>" in html and "database <b>primary</b>" in html
+
+
+def test_architecture_page_shows_topology_and_this_request(app):
+    page = app.test_client().get("/architecture")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    stage = app.extensions["chirp"].config.stage
+    assert f"Stage {stage}" in html and 'class="component spof' in html
+    data = app.test_client().get("/api/architecture").get_json()
+    assert data["topology"]["stage"] == stage and data["sessions"] == "process"
+
+
+def test_sessions_live_in_the_web_process(migrated_db, make_app):
+    """Two pods (apps) on one database: a session made on one is unknown to the other; this is
+    why stage 3 needs sticky sessions."""
+    config = config_for(stage_env(2, database=migrated_db.primary_url))
+    pod_a, pod_b = make_app(config), make_app(config)
+    client = pod_a.test_client()
+    signup(client)
+    cookie = client.get_cookie("chirp_session")
+    assert cookie is not None and len(cookie.value) >= 32  # an id, not signed session data
+    assert client.get("/api/me").status_code == 200
+    other = pod_b.test_client()
+    other.set_cookie("chirp_session", cookie.value)
+    assert other.get("/api/me").status_code == 401
+
+
+def test_html_pages_work(app):
+    client = app.test_client()
+    name = unique_name()
+    response = client.post("/signup", data={"username": name, "password": "long enough"})
+    assert response.status_code == 302
+    assert client.post("/post", data={"body": "from a form"}).status_code == 302
+    home = client.get("/").get_data(as_text=True)
+    assert "from a form" in home and "Your timeline" in home
+    assert "from a form" in app.test_client().get(f"/u/{name}").get_data(as_text=True)

@@ -1,0 +1,94 @@
+"""Stage 3: writes to the primary, reads spread over real streaming replicas, read-your-writes,
+lagging or dead replicas skipped, no replica -> primary."""
+
+import time
+from collections import Counter
+
+import psycopg
+import pytest
+
+from tests.fixtures.processes import free_port
+from tests.services.conftest import bodies, config_for, post, signup, stage_env
+
+TUNED = dict(read_your_writes_seconds=1.0, replica_check_seconds=0.1, max_replica_lag_seconds=1.0)
+
+
+def routes(client, path, n=12) -> Counter:
+    return Counter(client.get(path).headers["X-Chirp-DB"] for _ in range(n))
+
+
+@pytest.fixture
+def app(migrated_db, make_app):
+    env = stage_env(3, database=migrated_db.primary_url, replicas=migrated_db.replica_urls)
+    return make_app(config_for(env, **TUNED))
+
+
+def test_reads_spread_over_replicas_writes_go_to_primary(app):
+    client = app.test_client()
+    signup(client)
+    response = client.post("/api/posts", json={"body": "a write"})
+    assert response.headers["X-Chirp-DB"] == "primary"
+    time.sleep(1.1)  # past the read-your-writes window
+    seen = routes(app.test_client(), "/api/public")
+    assert set(seen) == {"replica-1", "replica-2"}, seen
+
+
+def test_read_your_writes_window(app, postgres_cluster):
+    client = app.test_client()
+    signup(client)
+    post(client, "my fresh post")
+    right_after = client.get("/api/timeline")
+    assert right_after.headers["X-Chirp-DB"] == "primary"
+    assert bodies(right_after) == ["my fresh post"]
+    time.sleep(1.1)
+    later = client.get("/api/timeline")
+    assert later.headers["X-Chirp-DB"].startswith("replica-")
+    assert bodies(later) == ["my fresh post"]
+    # Someone else (no recent write) reads from replicas right away.
+    assert app.test_client().get("/api/public").headers["X-Chirp-DB"].startswith("replica-")
+
+
+def test_lagging_replica_is_skipped(app, postgres_cluster, migrated_db):
+    client = app.test_client()
+    signup(client)
+    time.sleep(1.1)
+    lagging = migrated_db.replica_urls[0]
+    with psycopg.connect(lagging, autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+        try:
+            writer = app.test_client()
+            signup(writer)
+            for i in range(3):
+                post(writer, f"replica 1 will not see this {i}")
+            time.sleep(1.5)  # beyond max_replica_lag_seconds
+            seen = routes(app.test_client(), "/api/public")
+            assert set(seen) == {"replica-2"}, seen
+            fresh = app.test_client().get("/api/public")
+            assert "replica 1 will not see this 2" in bodies(fresh)
+        finally:
+            conn.execute("SELECT pg_wal_replay_resume()")
+    postgres_cluster.wait_replicated()
+    time.sleep(0.3)
+    assert "replica-1" in routes(app.test_client(), "/api/public")
+
+
+def test_dead_replica_is_skipped_and_none_left_means_primary(migrated_db, make_app):
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/{migrated_db.name}"
+    env = stage_env(3, database=migrated_db.primary_url, replicas=(dead, migrated_db.replica_urls[1]))
+    app = make_app(config_for(env, **TUNED))
+    assert set(routes(app.test_client(), "/api/public")) == {"replica-2"}
+
+    only_dead = make_app(config_for(stage_env(3, database=migrated_db.primary_url, replicas=(dead,)),
+                                    **TUNED))
+    response = only_dead.test_client().get("/api/public")
+    assert response.status_code == 200 and response.headers["X-Chirp-DB"] == "primary"
+
+
+def test_no_replicas_configured_reads_primary(migrated_db, make_app):
+    app = make_app(config_for(stage_env(3, database=migrated_db.primary_url), **TUNED))
+    assert set(routes(app.test_client(), "/api/public", n=3)) == {"primary"}
+
+
+def test_readiness_checks_the_primary(app):
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200 and response.get_json()["databases"] == {"primary": True}

@@ -1,0 +1,134 @@
+"""Stage 4: Redis cache-aside with invalidation on write, stampede protection, sessions in Redis,
+and a Redis that dies mid-test without the app answering 5xx."""
+
+import threading
+import time
+
+import pytest
+
+from chirp.metrics import db_query_count
+from tests.services.conftest import bodies, config_for, follow, post, signup, stage_env
+
+TUNED = dict(read_your_writes_seconds=1.0, replica_check_seconds=0.1, max_replica_lag_seconds=1.0)
+
+
+@pytest.fixture
+def app(migrated_db, redis_url, make_app):
+    env = stage_env(4, database=migrated_db.primary_url, replicas=migrated_db.replica_urls,
+                    redis_url=redis_url)
+    return make_app(config_for(env, **TUNED))
+
+
+def test_second_read_is_a_cache_hit_with_no_database_query(app):
+    reader = app.test_client()
+    signup(reader)
+    first = reader.get("/api/timeline")
+    assert first.headers["X-Chirp-Cache"] == "miss" and first.headers["X-Chirp-DB"] != "none"
+    before = db_query_count()
+    second = reader.get("/api/timeline")
+    assert second.headers["X-Chirp-Cache"] == "hit" and second.headers["X-Chirp-DB"] == "none"
+    assert db_query_count() == before
+    assert second.get_json() == first.get_json()
+
+
+def test_own_post_is_never_stale(app):
+    client = app.test_client()
+    name = signup(client)
+    post(client, "first")
+    assert bodies(client.get("/api/timeline")) == ["first"]
+    assert client.get("/api/timeline").headers["X-Chirp-Cache"] == "hit"
+    post(client, "second")
+    assert bodies(client.get("/api/timeline")) == ["second", "first"]
+    assert bodies(client.get(f"/api/users/{name}")) == ["second", "first"]
+    assert client.get(f"/api/users/{name}").get_json()["user"]["posts"] == 2
+    assert bodies(app.test_client().get("/api/public"))[:2] == ["second", "first"]
+
+
+def test_followers_see_new_posts_and_follows_invalidate(app):
+    author, reader = app.test_client(), app.test_client()
+    author_name = signup(author)
+    signup(reader)
+    post(author, "before follow")
+    assert bodies(reader.get("/api/timeline")) == []
+    follow(reader, author_name)
+    assert bodies(reader.get("/api/timeline")) == ["before follow"]
+    reader.get("/api/timeline")
+    post(author, "after follow")
+    assert bodies(reader.get("/api/timeline")) == ["after follow", "before follow"]
+    reader.delete(f"/api/users/{author_name}/follow")
+    assert bodies(reader.get("/api/timeline")) == []
+
+
+def test_cache_misses_are_filled_from_replicas(app):
+    writer = app.test_client()
+    name = signup(writer)
+    post(writer, "hello")
+    time.sleep(1.1)  # past read-your-writes and the author's write
+    response = app.test_client().get(f"/api/users/{name}")
+    assert response.headers["X-Chirp-Cache"] == "miss"
+    assert response.headers["X-Chirp-DB"].startswith("replica-")
+
+
+def test_hot_key_stampede_reaches_the_database_once(app):
+    author = app.test_client()
+    name = signup(author)
+    post(author, "going viral")
+    time.sleep(1.1)
+    threads_n = 16
+    barrier = threading.Barrier(threads_n)
+    statuses = []
+
+    def read():
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(client.get(f"/api/users/{name}").status_code)
+
+    before = db_query_count()
+    threads = [threading.Thread(target=read) for _ in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * threads_n
+    # user lookup + profile + recent posts: 3 loads in all, not 3 per reader
+    assert db_query_count() - before <= 4
+
+
+def test_sessions_live_in_redis_so_any_pod_serves_any_user(migrated_db, redis_url, make_app):
+    env = stage_env(4, database=migrated_db.primary_url, redis_url=redis_url)
+    pod_a, pod_b = make_app(config_for(env)), make_app(config_for(env))
+    client = pod_a.test_client()
+    name = signup(client)
+    other = pod_b.test_client()
+    other.set_cookie("chirp_session", client.get_cookie("chirp_session").value)
+    assert other.get("/api/me").get_json()["user"]["username"] == name
+
+
+def test_redis_killed_mid_test_the_app_serves_from_the_database(migrated_db, own_redis, make_app):
+    env = stage_env(4, database=migrated_db.primary_url, redis_url=own_redis.url())
+    app = make_app(config_for(env, **TUNED))
+    client = app.test_client()
+    name = signup(client)
+    post(client, "survives redis")
+    assert client.get("/api/timeline").status_code == 200
+
+    own_redis.kill()
+    public = app.test_client().get("/api/public")
+    assert public.status_code == 200 and "survives redis" in bodies(public)
+    assert public.headers["X-Chirp-Cache"] == "down" and public.headers["X-Chirp-DB"] == "primary"
+    user_page = app.test_client().get(f"/api/users/{name}")
+    assert user_page.status_code == 200 and bodies(user_page) == ["survives redis"]
+    # Sessions were in Redis: the user reads as logged out (401), never a 5xx.
+    assert client.get("/api/timeline").status_code == 401
+    assert client.post("/api/posts", json={"body": "x"}).status_code == 401
+    login = client.post("/api/login", json={"username": name, "password": "correct horse"})
+    assert login.status_code == 503 and "session store" in login.get_json()["error"]
+    assert login.headers["Retry-After"]
+    assert app.test_client().get("/").status_code == 200
+
+    own_redis.start()
+    time.sleep(1.1)  # the cache's down-backoff
+    login = client.post("/api/login", json={"username": name, "password": "correct horse"})
+    assert login.status_code == 200
+    assert bodies(client.get("/api/timeline")) == ["survives redis"]
+    assert client.get("/api/timeline").headers["X-Chirp-Cache"] == "hit"

@@ -1,0 +1,100 @@
+"""The applier's pure decisions: what to apply (nothing when unchanged), what to prune."""
+
+import copy
+
+from scalestage import apply
+from scalestage.names import APPLIED_HASH, HOLDS_DATA
+
+OWNER = {"metadata": {"name": "chirp", "namespace": "demo", "uid": "u-1"}}
+
+
+def deployment(replicas=3, **labels):
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "chirp-web", "labels": {"a": "b", **labels}},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+                {"name": "web", "resources": {"requests": {"cpu": "0.5", "memory": "128Mi"}}}]}}}}
+
+
+def as_stored(manifest):
+    """What the API server gives back: our fields, plus defaults and bookkeeping it adds."""
+    out = copy.deepcopy(manifest)
+    out["metadata"].update(uid="x", resourceVersion="7", generation=2, managedFields=[])
+    out["spec"]["strategy"] = {"type": "RollingUpdate"}
+    container = out["spec"]["template"]["spec"]["containers"][0]
+    container["resources"]["requests"]["cpu"] = "500m"
+    container["terminationMessagePath"] = "/dev/termination-log"
+    out["status"] = {"replicas": 3}
+    return out
+
+
+def test_owned_adds_namespace_owner_and_hash_without_touching_the_input():
+    original = deployment()
+    out = apply.owned(original, OWNER)
+    assert out["metadata"]["namespace"] == "demo"
+    [ref] = out["metadata"]["ownerReferences"]
+    assert (ref["kind"], ref["uid"], ref["controller"]) == ("ScaleStage", "u-1", True)
+    assert out["metadata"]["annotations"][APPLIED_HASH]
+    assert "ownerReferences" not in original["metadata"]
+
+
+def test_unchanged_child_is_not_applied_again():
+    desired = apply.owned(deployment(), OWNER)
+    assert apply.needs_apply(desired, as_stored(desired)) is False
+
+
+def test_missing_child_is_applied():
+    assert apply.needs_apply(apply.owned(deployment(), OWNER), None) is True
+
+
+def test_changed_wish_is_applied():
+    stored = as_stored(apply.owned(deployment(3), OWNER))
+    assert apply.needs_apply(apply.owned(deployment(5), OWNER), stored) is True
+
+
+def test_hand_edit_of_our_field_is_undone():
+    desired = apply.owned(deployment(), OWNER)
+    stored = as_stored(desired)
+    stored["spec"]["replicas"] = 1
+    assert apply.needs_apply(desired, stored) is True
+
+
+def test_dropped_field_is_noticed_through_the_hash():
+    with_label = apply.owned(deployment(extra="yes"), OWNER)
+    without = apply.owned(deployment(), OWNER)
+    assert apply.needs_apply(without, as_stored(with_label)) is True
+
+
+def test_quantities_compare_by_value():
+    assert apply.same_value("0.5", "500m") and apply.same_value("1Gi", "1024Mi")
+    assert not apply.same_value("1Gi", "1G")
+    assert not apply.same_value("web", "worker")
+
+
+def test_empty_wishes_match_absent_fields():
+    assert apply.same_value({}, None) and apply.same_value([], None)
+    assert not apply.same_value(["a"], [])
+
+
+def test_prune_only_what_no_builder_asked_for_and_never_data():
+    observed = [
+        {"kind": "Deployment", "metadata": {"name": "chirp-web"}},
+        {"kind": "Deployment", "metadata": {"name": "chirp-redis"}},
+        {"kind": "StatefulSet", "metadata": {"name": "chirp-db-replica",
+                                             "labels": {HOLDS_DATA: "false"}}},
+        {"kind": "StatefulSet", "metadata": {"name": "chirp-db-primary",
+                                             "labels": {HOLDS_DATA: "true"}}},
+    ]
+    pruned = apply.to_prune(observed, {("Deployment", "chirp-web")})
+    assert [apply.key(o) for o in pruned] == [("Deployment", "chirp-redis"),
+                                               ("StatefulSet", "chirp-db-replica")]
+
+
+def test_ownership_check():
+    obj = {"metadata": {"ownerReferences": [{"uid": "u-1"}]}}
+    assert apply.is_owned_by(obj, "u-1") and not apply.is_owned_by(obj, "u-2")
+    assert not apply.is_owned_by({"metadata": {}}, "u-1")
+
+
+def test_paths():
+    assert apply.KINDS["Service"].path("ns", "a") == "/api/v1/namespaces/ns/services/a"
+    assert apply.KINDS["StatefulSet"].path("ns") == "/apis/apps/v1/namespaces/ns/statefulsets"

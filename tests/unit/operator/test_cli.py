@@ -1,0 +1,38 @@
+"""The `scalestage` command's pure parts: the status table."""
+
+from rich.console import Console
+
+from scalestage import cli
+
+
+def render(obj):
+    console = Console(record=True, width=120)
+    console.print(cli.status_table(obj))
+    return console.export_text()
+
+
+def scalestage(**status):
+    return {"metadata": {"name": "chirp"}, "spec": {"stage": status.get("stage", 3)},
+            "status": status}
+
+
+def test_shows_stage_phase_components_and_spofs():
+    text = render(scalestage(stage=3, phase="Progressing", spofs=["db-primary"], components=[
+        {"name": "web", "kind": "Deployment", "desired": 3, "ready": 2},
+        {"name": "db-primary", "kind": "StatefulSet", "desired": 1, "ready": 1}]))
+    assert "stage 3 (load-balanced)" in text and "Progressing" in text
+    assert "2/3" in text
+    [db_line] = [line for line in text.splitlines() if "db-primary" in line]
+    assert "single point of failure" in db_line
+
+
+def test_shows_a_refused_move():
+    obj = scalestage(stage=4, phase="Ready", conditions=[
+        {"type": "Progressing", "status": "False", "reason": "MigrationRequired",
+         "message": "moving from stage 4 (cached) to stage 5 (sharded) moves data"}])
+    obj["spec"]["stage"] = 5
+    assert "moves data" in render(obj)
+
+
+def test_new_object_without_status():
+    assert "stage 2 (separate-db)" in render({"metadata": {"name": "chirp"}, "spec": {"stage": 2}})

@@ -1,0 +1,51 @@
+"""Web builder: Deployment + Service from stage 2; sticky sessions only at stage 3."""
+
+import pytest
+
+from scalestage.specs import web
+
+
+def test_absent_at_stage_1(plan, names):
+    assert web.build(plan(1), names) == []
+
+
+@pytest.mark.parametrize("stage, replicas", [(2, 1), (3, 3), (4, 3), (5, 3)])
+def test_default_replicas(plan, names, stage, replicas):
+    deployment, _ = web.build(plan(stage), names)
+    assert deployment["spec"]["replicas"] == replicas
+
+
+def test_replicas_override(plan, names):
+    deployment, _ = web.build(plan(4, web={"replicas": 7}), names)
+    assert deployment["spec"]["replicas"] == 7
+
+
+@pytest.mark.parametrize("stage, affinity", [(2, "None"), (3, "ClientIP"), (4, "None"), (5, "None")])
+def test_client_ip_affinity_only_while_sessions_live_in_the_process(plan, names, stage, affinity):
+    _, svc = web.build(plan(stage), names)
+    assert svc["spec"]["sessionAffinity"] == affinity
+
+
+def test_service_targets_the_web_port(plan, names):
+    deployment, svc = web.build(plan(3), names)
+    assert svc["spec"]["ports"][0]["targetPort"] == 8080
+    assert svc["spec"]["selector"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items())
+
+
+def test_migrates_before_serving(plan, names):
+    deployment, _ = web.build(plan(2), names)
+    pod = deployment["spec"]["template"]["spec"]
+    assert [c["args"] for c in pod["initContainers"]] == [["migrate"]]
+    assert [c["args"] for c in pod["containers"]] == [["web"]]
+
+
+def test_rolls_without_losing_capacity(plan, names):
+    deployment, _ = web.build(plan(3), names)
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_non_root(plan, names):
+    pod = web.build(plan(3), names)[0]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0

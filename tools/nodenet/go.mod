@@ -1,0 +1,3 @@
+module scalestage.dev/tools/nodenet
+
+go 1.22

@@ -1,0 +1,3 @@
+module scalestage.dev/tools/pause
+
+go 1.22
