@@ -75,13 +75,28 @@ PY
 }
 
 wait_ready() {
-  local t=$SECONDS
+  local t=$SECONDS k=(kubectl --context "$CONTEXT")
   log "cluster: waiting for the nodes and kube-system pods"
-  kubectl --context "$CONTEXT" wait --for=condition=Ready nodes --all --timeout=240s >/dev/null
-  # every kube-system and storage pod Running (and Ready): the cluster is usable, not just up
-  kubectl --context "$CONTEXT" wait --for=condition=Ready pods --all -n kube-system --timeout=240s >/dev/null
-  kubectl --context "$CONTEXT" wait --for=condition=Ready pods --all -n local-path-storage --timeout=120s >/dev/null 2>&1 || true
+  # every node Ready and every kube-system and storage pod Ready: usable, not just up
+  if ! "${k[@]}" wait --for=condition=Ready nodes --all --timeout=240s >/dev/null \
+     || ! "${k[@]}" wait --for=condition=Ready pods --all -n kube-system --timeout=240s >/dev/null \
+     || ! "${k[@]}" wait --for=condition=Ready pods -l app=local-path-provisioner -n local-path-storage --timeout=120s >/dev/null; then
+    "${k[@]}" get nodes -o wide >&2 || true
+    "${k[@]}" get pods -A -o wide >&2 || true
+    die "cluster: $CLUSTER is not ready after $((SECONDS - t)) s (see above; 'make cluster-down' starts over)"
+  fi
   log "cluster: ready ($((SECONDS - t)) s)"
+}
+
+# warn_if_outdated: a reused cluster keeps the node image it was created with.
+warn_if_outdated() {
+  local running current
+  running=$(docker inspect -f '{{.Image}}' "$CLUSTER-control-plane" 2>/dev/null || true)
+  current=$(docker image inspect -f '{{.Id}}' "$OFFLINE_IMAGE" 2>/dev/null || true)
+  if [[ -n "$running" && -n "$current" && "$running" != "$current" ]] \
+     && [[ "$(docker inspect -f '{{.Config.Image}}' "$CLUSTER-control-plane")" == "$OFFLINE_IMAGE" ]]; then
+    warn "cluster: $OFFLINE_IMAGE was rebuilt since $CLUSTER was created; 'make cluster-down cluster' to use it"
+  fi
 }
 
 up() {
@@ -95,6 +110,7 @@ up() {
     fi
     kind export kubeconfig --name "$CLUSTER" >/dev/null 2>&1
     log "cluster: $CLUSTER exists, reusing it (context $CONTEXT)"
+    warn_if_outdated
   else
     local image config
     image=$(node_image)

@@ -285,7 +285,10 @@ def test_stopped_worker_pods_come_back_on_the_other_worker(kind_cluster: Cluster
                 return False
             system = kind_cluster.core.list_namespaced_pod(
                 "kube-system", field_selector=f"spec.nodeName={victim}").items
-            return system and all(p.status.phase == "Running" and all(
-                c.ready for c in (p.status.container_statuses or [])) for p in system)
+            # the Ready condition, not containerStatuses: while the node was away the node
+            # controller marked its pods unready, and only the returning kubelet resets that
+            return system and all(p.status.phase == "Running" and any(
+                c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+                for p in system)
         wait_for(f"{victim} Ready again", node_back, timeout=240, interval=2)
         report(capsys, f"{victim} restarted and Ready in {time.monotonic() - restarted:.0f} s")

@@ -9,7 +9,7 @@ import pytest
 from chirp.metrics import db_query_count
 from tests.services.conftest import bodies, config_for, follow, post, signup, stage_env
 
-TUNED = dict(read_your_writes_seconds=1.0, replica_check_seconds=0.1, max_replica_lag_seconds=1.0)
+TUNED = dict(replica_check_seconds=0.1, max_replica_lag_seconds=1.0)
 
 
 @pytest.fixture
@@ -63,17 +63,22 @@ def test_cache_misses_are_filled_from_replicas(app):
     writer = app.test_client()
     name = signup(writer)
     post(writer, "hello")
-    time.sleep(1.1)  # past read-your-writes and the author's write
+    time.sleep(0.4)  # until a replica is known to hold the author's write
     response = app.test_client().get(f"/api/users/{name}")
     assert response.headers["X-Chirp-Cache"] == "miss"
     assert response.headers["X-Chirp-DB"].startswith("replica-")
 
 
-def test_hot_key_stampede_reaches_the_database_once(app):
+def test_hot_key_stampede_reaches_the_database_once(migrated_db, redis_url, make_app):
+    env = stage_env(4, database=migrated_db.primary_url, replicas=migrated_db.replica_urls,
+                    redis_url=redis_url)
+    # Waiters give up after stampede_wait_seconds; generous here so a loaded CI box cannot turn
+    # a slow fill into a (legitimate) second query.
+    app = make_app(config_for(env, stampede_wait_seconds=15.0, **TUNED))
     author = app.test_client()
     name = signup(author)
     post(author, "going viral")
-    time.sleep(1.1)
+    time.sleep(0.4)
     threads_n = 16
     barrier = threading.Barrier(threads_n)
     statuses = []
@@ -90,8 +95,9 @@ def test_hot_key_stampede_reaches_the_database_once(app):
     for t in threads:
         t.join()
     assert statuses == [200] * threads_n
-    # user lookup + profile + recent posts: 3 loads in all, not 3 per reader
-    assert db_query_count() - before <= 4
+    # user lookup (+1 if the replica had not replayed the sign-up yet) + profile + recent posts:
+    # 3-4 queries in all, not 3 per reader
+    assert db_query_count() - before <= 4, db_query_count() - before
 
 
 def test_sessions_live_in_redis_so_any_pod_serves_any_user(migrated_db, redis_url, make_app):

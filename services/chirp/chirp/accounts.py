@@ -52,5 +52,4 @@ def find_user(svc: Services, username: str, last_write_at: float | None = None) 
 
     if svc.cache is None:
         return load()
-    found = svc.cache.fetch(f"user:{username}", load)
-    return found
+    return svc.cache.fetch(f"user:{username}", (), lambda _generations: load())

@@ -1,8 +1,10 @@
 """Redis cache-aside (stages 4-5) that can never take the app down.
 
-- Keys embed a *generation*: the time of the last write to what they describe (e.g. an author's
-  posts). A write bumps the generation after committing, so every later read looks under a new key:
-  no stale read of your own write, and no delete/refill race. Old keys just expire.
+- Values remember the *generations* they were loaded under: the time of the last write to what they
+  describe (e.g. an author's posts). A write bumps the generation after committing, so the cached
+  value stops matching at once: no stale read of your own write, and a slow reader that fills in
+  old data afterwards stores it under the old generation, where nobody accepts it (no
+  delete/refill race). Generations and values come back in one MGET.
 - A miss takes a short lock per key (SET NX); concurrent readers of the same hot key wait for the
   winner's fill instead of all hitting the database (stampede protection).
 - Any Redis error marks the cache down for a moment; callers get "no answer" and use the database.
@@ -53,14 +55,8 @@ class Cache:
             return default
 
     # --- generations --------------------------------------------------------------------------
-    def generations(self, names: list[str]) -> list[int] | None:
-        raw = self.attempt(lambda r: r.mget([f"{PREFIX}gen:{n}" for n in names]))
-        if raw is None:
-            return None
-        return [int(value) if value else 0 for value in raw]
-
     def bump(self, names: list[str]) -> None:
-        """Called after a write commits: readers move on to fresh keys."""
+        """Called after a write commits: values cached under the old generation stop matching."""
         now_ms = int(time.time() * 1000)
 
         def action(r):
@@ -72,66 +68,88 @@ class Cache:
         self.attempt(action)
 
     # --- cache-aside with stampede protection -------------------------------------------------
-    def fetch_many(self, keys: list[str], load_missing) -> dict[str, object] | None:
-        """Values for keys; misses are filled by load_missing(list_of_keys) -> {key: value}.
+    def fetch_many(self, items: dict[str, tuple[str, ...]], load_missing):
+        """Values for items {key: generation names it depends on}, in one round trip when all hit.
 
-        Returns None when the cache is down (the caller reads the database itself).
+        A stored value remembers the generations it was loaded under and only counts as a hit
+        while they are current. Misses are filled by load_missing(keys, generations) -> {key:
+        value}, where generations maps each dependency to the time (ms) of its last write, so the
+        loader can avoid replicas that may not hold that write yet. Returns (values, generations),
+        or None when the cache is down (the caller reads the database itself).
         """
-        if not keys:
-            return {}
-        full = [PREFIX + key for key in keys]
-        raw = self.attempt(lambda r: r.mget(full))
+        if not items:
+            return {}, {}
+        keys = list(items)
+        deps = sorted({dep for names in items.values() for dep in names})
+        raw = self.attempt(lambda r: r.mget([f"{PREFIX}gen:{d}" for d in deps]
+                                            + [f"{PREFIX}val:{k}" for k in keys]))
         if raw is None:
             return None
-        values = {key: json.loads(blob) for key, blob in zip(keys, raw) if blob is not None}
+        generations = {d: int(v) if v else 0 for d, v in zip(deps, raw[:len(deps)])}
+        expected = {k: [generations[d] for d in items[k]] for k in keys}
+        values = {}
+        for key, blob in zip(keys, raw[len(deps):]):
+            if blob is not None:
+                stored = json.loads(blob)
+                if stored["g"] == expected[key]:
+                    values[key] = stored["v"]
         missing = [key for key in keys if key not in values]
+        CACHE_LOOKUPS.labels(result="hit").inc(len(keys) - len(missing))
         if not missing:
             current_trace().used_cache("hit")
-            CACHE_LOOKUPS.labels(result="hit").inc(len(keys))
-            return values
-        CACHE_LOOKUPS.labels(result="hit").inc(len(keys) - len(missing))
+            return values, generations
         CACHE_LOOKUPS.labels(result="miss").inc(len(missing))
 
         token = uuid.uuid4().hex
-        locked = self._lock(missing, token)
+        locked = self._lock(missing, expected, token)
         if locked is None:
             return None
         mine = [key for key, got in zip(missing, locked) if got]
         theirs = [key for key, got in zip(missing, locked) if not got]
+        if mine:  # someone may have filled and unlocked between our MGET and our lock
+            filled = self._read_values(mine, expected)
+            values.update(filled)
+            mine = [key for key in mine if key not in filled]
+        loaded_any = bool(mine)
         if mine:
-            loaded = load_missing(mine)
-            self._store(loaded)
-            self._unlock(mine, token)
+            loaded = load_missing(mine, generations)
+            self._store(loaded, expected)
+            self._unlock(mine, expected)
             values.update(loaded)
         if theirs:
-            waited = self._wait_for(theirs)
+            waited = self._wait_for(theirs, expected)
             values.update(waited)
             late = [key for key in theirs if key not in waited]
             if late:  # the other filler is slow or died: read it ourselves, don't wait longer
-                values.update(load_missing(late))
-                mine += late
-        current_trace().used_cache("miss" if mine else "hit")
-        return values
+                values.update(load_missing(late, generations))
+                loaded_any = True
+        current_trace().used_cache("miss" if loaded_any else "hit")
+        return values, generations
 
-    def _lock(self, keys, token):
+    def fetch(self, key: str, depends_on: tuple[str, ...], load):
+        """One key: load(generations) on a miss, and directly when the cache is down."""
+        found = self.fetch_many({key: depends_on}, lambda keys, gens: {key: load(gens)})
+        if found is None:
+            return load({})
+        return found[0][key]
+
+    def _lock_key(self, key, expected) -> str:
+        return f"{PREFIX}lock:{key}:{expected[key]}"
+
+    def _lock(self, keys, expected, token):
         def action(r):
             pipe = r.pipeline(transaction=False)
             for key in keys:
-                pipe.set(f"{PREFIX}lock:{key}", token, nx=True, px=int(self.stampede_wait * 1000) + 1000)
+                pipe.set(self._lock_key(key, expected), token, nx=True,
+                         px=int(self.stampede_wait * 1000) + 1000)
             return pipe.execute()
 
         return self.attempt(action)
 
-    def _unlock(self, keys, token):
-        def action(r):
-            pipe = r.pipeline(transaction=False)
-            for key in keys:
-                pipe.delete(f"{PREFIX}lock:{key}")
-            pipe.execute()
+    def _unlock(self, keys, expected):
+        self.attempt(lambda r: r.delete(*[self._lock_key(key, expected) for key in keys]))
 
-        self.attempt(action)
-
-    def _store(self, loaded: dict) -> None:
+    def _store(self, loaded: dict, expected) -> None:
         loaded = {key: value for key, value in loaded.items() if value is not None}  # no negatives
         if not loaded:
             return
@@ -139,28 +157,29 @@ class Cache:
         def action(r):
             pipe = r.pipeline(transaction=False)
             for key, value in loaded.items():
-                pipe.set(PREFIX + key, json.dumps(value), ex=self.ttl)
+                pipe.set(f"{PREFIX}val:{key}", json.dumps({"g": expected[key], "v": value}),
+                         ex=self.ttl)
             pipe.execute()
 
         self.attempt(action)
 
-    def _wait_for(self, keys: list[str]) -> dict:
+    def _read_values(self, keys: list[str], expected) -> dict:
+        """The current values of keys (those stored under the expected generations)."""
+        raw = self.attempt(lambda r: r.mget([f"{PREFIX}val:{key}" for key in keys]))
+        found = {}
+        for key, blob in zip(keys, raw or []):
+            if blob is not None:
+                stored = json.loads(blob)
+                if stored["g"] == expected[key]:
+                    found[key] = stored["v"]
+        return found
+
+    def _wait_for(self, keys: list[str], expected) -> dict:
         deadline = time.monotonic() + self.stampede_wait
         found: dict = {}
-        while time.monotonic() < deadline:
-            pending = [key for key in keys if key not in found]
-            raw = self.attempt(lambda r: r.mget([PREFIX + key for key in pending]))
-            if raw is None:
-                break
-            found.update({k: json.loads(b) for k, b in zip(pending, raw) if b is not None})
+        while time.monotonic() < deadline and self.available():
+            found.update(self._read_values([key for key in keys if key not in found], expected))
             if len(found) == len(keys):
                 break
             time.sleep(0.01)
         return found
-
-    def fetch(self, key: str, load):
-        """One key: the value, loading it with load() on a miss; load() directly when down."""
-        values = self.fetch_many([key], lambda missing: {key: load()})
-        if values is None:
-            return load()
-        return values[key]

@@ -38,11 +38,10 @@ class Config:
     node_name: str = ""
     drain_seconds: float = 5.0
     # Tunables (not environment variables).
-    read_your_writes_seconds: float = 5.0  # after a write, that user's reads go to the primary
     max_replica_lag_seconds: float = 5.0  # a replica further behind than this is skipped
-    replica_check_seconds: float = 1.0  # how often a replica's health/lag is re-measured
+    replica_check_seconds: float = 0.5  # how often a replica's health, lag and position are measured
     cache_ttl_seconds: int = 300
-    recent_posts_per_author: int = 50  # per-author list cached at stage 4
+    recent_posts_per_author: int = 20  # per-author list cached at stage 4 (one page: cheap to decode)
     fanout_timeline_cap: int = 800  # fanned-out timeline length kept per user at stage 5
     timeline_ready_ttl_seconds: int = 600  # a fanned-out timeline is trusted this long, then rebuilt
     stampede_wait_seconds: float = 2.0

@@ -43,14 +43,11 @@ def _posts_by_authors(svc: Services, author_ids, before, limit, last_write_at) -
 def _recent_lists(svc: Services, author_ids: list[int], last_write_at) -> list[AuthorPosts] | None:
     """Each author's newest K posts through the cache; None when the cache is down."""
     per_author = svc.config.recent_posts_per_author
-    generations = svc.cache.generations([f"author:{a}" for a in author_ids])
-    if generations is None:
-        return None
-    key_to_author = {f"recent:{a}:{g}": a for a, g in zip(author_ids, generations)}
-    fresh_after = _fresh_after(last_write_at, generations)
+    items = {f"recent:{a}": (f"author:{a}",) for a in author_ids}
 
-    def load(keys):
-        wanted = [key_to_author[k] for k in keys]
+    def load(keys, generations):
+        wanted = [int(key.split(":", 1)[1]) for key in keys]
+        fresh_after = _fresh_after(last_write_at, [generations.get(f"author:{a}", 0) for a in wanted])
         by_author = {a: [] for a in wanted}
         for k, ids in sorted(svc.topology.group_by_shard(wanted).items()):
             rows = svc.dbs.read(svc.topology.shards[k],
@@ -58,34 +55,25 @@ def _recent_lists(svc: Services, author_ids: list[int], last_write_at) -> list[A
                                 last_write_at=fresh_after)
             for row in rows:
                 by_author[row["author_id"]].append(row)
-        author_to_key = {a: k for k, a in key_to_author.items()}
-        return {author_to_key[a]: posts for a, posts in by_author.items()}
+        return {f"recent:{a}": posts for a, posts in by_author.items()}
 
-    lists = svc.cache.fetch_many(list(key_to_author), load)
-    if lists is None:
+    found = svc.cache.fetch_many(items, load)
+    if found is None:
         return None
-    return [AuthorPosts(tuple(lists[key]), complete=len(lists[key]) < per_author)
-            for key in key_to_author]
+    lists = found[0]
+    return [AuthorPosts(tuple(lists[key]), complete=len(lists[key]) < per_author) for key in items]
 
 
 def _followees(svc: Services, user_id: int, last_write_at) -> list[int]:
     shard = svc.topology.shard_for_user_id(user_id)
 
-    def load():
+    def load(generations):
         return svc.dbs.read(shard, lambda db: queries.followee_ids(db, user_id),
-                            last_write_at=last_write_at)
+                            last_write_at=_fresh_after(last_write_at, generations.values()))
 
     if svc.cache is None:
-        return load()
-    generations = svc.cache.generations([f"following:{user_id}"])
-    if generations is None:
-        return load()
-    fresh_after = _fresh_after(last_write_at, generations)
-    return svc.cache.fetch(
-        f"following:{user_id}:{generations[0]}",
-        lambda: svc.dbs.read(shard, lambda db: queries.followee_ids(db, user_id),
-                             last_write_at=fresh_after),
-    )
+        return load({})
+    return svc.cache.fetch(f"following:{user_id}", (f"following:{user_id}",), load)
 
 
 # --- home timeline --------------------------------------------------------------------------------
@@ -132,7 +120,7 @@ def posts_by_ids(svc: Services, post_ids: list[int], last_write_at=None) -> list
     if not post_ids:
         return []
 
-    def load(keys):
+    def load(keys, _generations=None):
         wanted = [int(key.split(":", 1)[1]) for key in keys]
         found = {}
         for k, ids in sorted(svc.topology.group_by_shard(wanted).items()):
@@ -142,9 +130,9 @@ def posts_by_ids(svc: Services, post_ids: list[int], last_write_at=None) -> list
                 found[f"post:{row['id']}"] = row
         return {key: found.get(key) for key in keys}
 
-    posts = svc.cache.fetch_many([f"post:{pid}" for pid in post_ids], load)
-    if posts is None:
-        posts = load([f"post:{pid}" for pid in post_ids])
+    keys = {f"post:{pid}": () for pid in post_ids}
+    found = svc.cache.fetch_many(keys, load)
+    posts = found[0] if found is not None else load(list(keys))
     return sorted((p for p in posts.values() if p), key=lambda p: -p["id"])
 
 
@@ -163,29 +151,23 @@ def user_posts(svc: Services, user_id: int, before: int | None, limit: int,
 def profile(svc: Services, user_id: int, last_write_at: float | None = None) -> dict | None:
     shard = svc.topology.shard_for_user_id(user_id)
 
-    def load(fresh_after):
-        return svc.dbs.read(shard, lambda db: queries.profile(db, user_id), last_write_at=fresh_after)
+    def load(generations):
+        return svc.dbs.read(shard, lambda db: queries.profile(db, user_id),
+                            last_write_at=_fresh_after(last_write_at, generations.values()))
 
     if svc.cache is None:
-        return load(last_write_at)
-    generations = svc.cache.generations([f"author:{user_id}", f"following:{user_id}"])
-    if generations is None:
-        return load(last_write_at)
-    key = f"profile:{user_id}:{generations[0]}:{generations[1]}"
-    return svc.cache.fetch(key, lambda: load(_fresh_after(last_write_at, generations)))
+        return load({})
+    return svc.cache.fetch(f"profile:{user_id}", (f"author:{user_id}", f"following:{user_id}"), load)
 
 
 def public_posts(svc: Services, before: int | None, limit: int,
                  last_write_at: float | None = None) -> list[dict]:
-    def load(fresh_after):
+    def load(generations):
         pages = svc.dbs.read_all_shards(lambda db: queries.public_posts(db, before, limit),
-                                        last_write_at=fresh_after)
+                                        last_write_at=_fresh_after(last_write_at,
+                                                                   generations.values()))
         return _merge_newest(pages.values(), limit)
 
     if svc.cache is None:
-        return load(last_write_at)
-    generations = svc.cache.generations(["public"])
-    if generations is None:
-        return load(last_write_at)
-    key = f"public:{generations[0]}:{before or 0}:{limit}"
-    return svc.cache.fetch(key, lambda: load(_fresh_after(last_write_at, generations)))
+        return load({})
+    return svc.cache.fetch(f"public:{before or 0}:{limit}", ("public",), load)

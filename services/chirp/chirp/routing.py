@@ -1,42 +1,47 @@
 """Read routing (stages 3-5), pure: given what we know about the replicas, pick who answers a read.
 
-Rules, in order: a reader who wrote within the read-your-writes window reads from the primary; a
-replica that is down, unmeasured or lagging beyond the bound is skipped; among the healthy ones the
-caller's rotation picks one (spreads load); no healthy replica means the primary.
+Rules: a replica that is down, unmeasured or lagging beyond the bound is skipped. A reader who
+wrote recently (read-your-writes) may only use a replica known to hold everything committed up to
+that write: `caught_up_until` is the instant up to which a health check proved the replica complete
+(its replay position reached the primary's WAL position taken at that instant). So the primary
+answers a writer only until the next check shows the replicas caught up: usually well under a
+second, and never shorter than the real replication delay. Among the eligible replicas the
+caller's rotation picks one; none eligible means the primary.
 """
 
 from dataclasses import dataclass
 
 from chirp.topology import PRIMARY
 
+CLOCK_MARGIN_SECONDS = 0.1  # pods' clocks differ a little; be conservative by this much
+
 
 @dataclass(frozen=True)
 class ReplicaState:
     up: bool
     lag_seconds: float | None  # None: not measured yet / unknown
+    caught_up_until: float = float("-inf")  # wall-clock time the replica is known complete up to
 
 
 def healthy(state: ReplicaState, max_lag_seconds: float) -> bool:
     return state.up and state.lag_seconds is not None and state.lag_seconds <= max_lag_seconds
 
 
-def wrote_recently(last_write_at: float | None, now: float, window_seconds: float) -> bool:
-    return last_write_at is not None and now - last_write_at < window_seconds
+def has_writes_until(state: ReplicaState, last_write_at: float | None) -> bool:
+    """Does this replica certainly hold a write acknowledged at last_write_at?"""
+    return last_write_at is None or last_write_at + CLOCK_MARGIN_SECONDS < state.caught_up_until
 
 
 def choose_read_replica(
     replicas: list[ReplicaState],
     *,
-    now: float,
     last_write_at: float | None,
-    read_your_writes_seconds: float,
     max_lag_seconds: float,
     rotation: int,
 ) -> int:
     """Index of the replica to read from, or PRIMARY."""
-    if wrote_recently(last_write_at, now, read_your_writes_seconds):
-        return PRIMARY
-    candidates = [i for i, state in enumerate(replicas) if healthy(state, max_lag_seconds)]
+    candidates = [i for i, state in enumerate(replicas)
+                  if healthy(state, max_lag_seconds) and has_writes_until(state, last_write_at)]
     if not candidates:
         return PRIMARY
     return candidates[rotation % len(candidates)]

@@ -8,24 +8,28 @@ from chirp.timeline_merge import AuthorPosts, merge_author_lists
 from chirp.topology import PRIMARY, route_label
 from chirp.trace import summarize_cache
 
-UP = ReplicaState(up=True, lag_seconds=0.1)
+UP = ReplicaState(up=True, lag_seconds=0.0, caught_up_until=100.0)
 DOWN = ReplicaState(up=False, lag_seconds=None)
-LAGGING = ReplicaState(up=True, lag_seconds=30.0)
+LAGGING = ReplicaState(up=True, lag_seconds=30.0, caught_up_until=70.0)
 UNMEASURED = ReplicaState(up=True, lag_seconds=None)
 
 
-def choose(replicas, last_write_at=None, now=100.0, rotation=0):
-    return choose_read_replica(replicas, now=now, last_write_at=last_write_at,
-                               read_your_writes_seconds=5.0, max_lag_seconds=2.0, rotation=rotation)
+def choose(replicas, last_write_at=None, rotation=0):
+    return choose_read_replica(replicas, last_write_at=last_write_at, max_lag_seconds=2.0,
+                               rotation=rotation)
 
 
 def test_rotation_spreads_reads_over_healthy_replicas():
     assert [choose([UP, UP, UP], rotation=r) for r in range(6)] == [0, 1, 2, 0, 1, 2]
 
 
-def test_recent_writer_reads_from_primary_until_the_window_ends():
-    assert choose([UP, UP], last_write_at=97.0) == PRIMARY
-    assert choose([UP, UP], last_write_at=94.9) != PRIMARY
+def test_a_writer_reads_from_primary_until_a_replica_is_known_to_hold_the_write():
+    assert choose([UP, UP], last_write_at=99.95) == PRIMARY  # within the clock margin
+    assert choose([UP, UP], last_write_at=101.0) == PRIMARY  # wrote after the last check
+    assert choose([UP, UP], last_write_at=99.0) != PRIMARY
+    behind = ReplicaState(up=True, lag_seconds=1.0, caught_up_until=95.0)
+    assert choose([behind, UP], last_write_at=97.0, rotation=0) == 1
+    assert {choose([behind, UP], last_write_at=90.0, rotation=r) for r in range(4)} == {0, 1}
 
 
 def test_down_lagging_and_unmeasured_replicas_are_skipped():

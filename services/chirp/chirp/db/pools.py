@@ -32,12 +32,23 @@ class WritesFenced(Exception):
 # Errors after which a read is worth retrying elsewhere (connection lost, recovery conflict...).
 _RETRYABLE_READ_ERRORS = (psycopg.OperationalError, psycopg.errors.SerializationFailure)
 
-LAG_SQL = """
-SELECT CASE
-  WHEN NOT pg_is_in_recovery() THEN 0
-  WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
-  ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 1e9)
-END::float8 AS lag
+# On the replica, given the primary's WAL position taken just before: is it complete up to there,
+# and if not, how far behind (time since its last replayed commit: conservative after idle spells).
+REPLICA_STATE_SQL = """
+SELECT caught_up,
+       CASE WHEN caught_up THEN 0
+            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 1e9)
+       END::float8 AS lag
+FROM (SELECT coalesce(NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn, false)
+             AS caught_up) AS s
+"""
+# Primary unreachable: best effort from the replica alone (reads must go on without a primary).
+REPLICA_ALONE_SQL = """
+SELECT false AS caught_up,
+       CASE WHEN NOT pg_is_in_recovery() THEN 0
+            WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 1e9)
+       END::float8 AS lag
 """
 
 
@@ -64,10 +75,13 @@ class Executor:
 
 
 class ReplicaHealth:
-    """A replica's last measured state, re-measured at most every `interval` seconds."""
+    """A replica's last measured state, re-measured at most every `interval` seconds.
 
-    def __init__(self, get_pool, interval: float):
+    Health checks use raw connections: they are not counted as the app's queries."""
+
+    def __init__(self, get_pool, get_primary_pool, interval: float):
         self._get_pool = get_pool
+        self._get_primary_pool = get_primary_pool
         self._interval = interval
         self._lock = threading.Lock()
         self.state = ReplicaState(up=False, lag_seconds=None)
@@ -83,12 +97,25 @@ class ReplicaHealth:
         return self.state
 
     def _measure(self) -> ReplicaState:
+        started = time.time()
+        try:
+            with self._get_primary_pool().connection(timeout=1.0) as conn:
+                primary_lsn = conn.execute("SELECT pg_current_wal_lsn()::text AS lsn").fetchone()["lsn"]
+        except psycopg.Error:
+            primary_lsn = None
         try:
             with self._get_pool().connection(timeout=1.0) as conn:
-                lag = conn.execute(LAG_SQL).fetchone()["lag"]
-            return ReplicaState(up=True, lag_seconds=float(lag))
+                if primary_lsn is None:
+                    row = conn.execute(REPLICA_ALONE_SQL).fetchone()
+                else:
+                    row = conn.execute(REPLICA_STATE_SQL, (primary_lsn,)).fetchone()
         except psycopg.Error:
             return ReplicaState(up=False, lag_seconds=None)
+        lag = float(row["lag"])
+        # Complete up to `started` if it reached the primary's position; otherwise up to its last
+        # replayed commit, less one check interval for safety.
+        caught_up_until = started if row["caught_up"] else started - lag - self._interval
+        return ReplicaState(up=True, lag_seconds=lag, caught_up_until=caught_up_until)
 
     def mark_down(self) -> None:
         self.state = ReplicaState(up=False, lag_seconds=None)
@@ -104,6 +131,7 @@ class Databases:
         self._rotation = itertools.count()
         self._health = {
             url: ReplicaHealth(lambda url=url: self._pool(url, replica=True),
+                               lambda shard=shard: self._pool(shard.primary_url),
                                config.replica_check_seconds)
             for shard in topology.shards
             for url in shard.replica_urls
@@ -158,9 +186,7 @@ class Databases:
             return PRIMARY
         return choose_read_replica(
             self.replica_states(shard),
-            now=time.time(),
             last_write_at=last_write_at,
-            read_your_writes_seconds=self.config.read_your_writes_seconds,
             max_lag_seconds=self.config.max_replica_lag_seconds,
             rotation=next(self._rotation),
         )
