@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
 PYTEST := .venv/bin/pytest
 # Tiers that `make test` runs. A tier joins this list only once it passes on a fresh clone.
-TEST_TIERS := test-unit test-services test-operator
+TEST_TIERS := test-unit test-services test-operator test-e2e
 
 # Feature areas keep their targets in mk/*.mk (cluster, operator, ...).
 -include mk/*.mk
@@ -16,8 +16,7 @@ TEST_TIERS := test-unit test-services test-operator
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
 
-up: deps venv tools images ## the main job: tools, images (later: cluster, operator, a ScaleStage)
-	@echo "ScaleStage: tools in .tools/bin, images built (see 'docker images scalestage/*')."
+up: deps venv tools images up-cluster-app ## the main job: kind cluster, operator, a ScaleStage at stage 1 Ready
 
 deps: ## install the system packages the project needs (Debian/Ubuntu; no-op when present)
 	hack/deps.sh
@@ -48,7 +47,7 @@ test-services: deps venv ## the app against real Postgres (primary + replica), R
 test-operator: deps venv tools ## the operator against a real etcd + kube-apiserver + controller manager
 	$(PYTEST) tests/operator
 
-test-e2e: deps venv tools images ## a real kind cluster with real pods
+test-e2e: deps venv tools images ## a real kind cluster (created or reused) with real pods
 	$(PYTEST) tests/e2e
 
 bench: deps venv ## print the benchmark figures (bench/)

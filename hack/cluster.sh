@@ -27,9 +27,11 @@ ONLINE_IMAGE="kindest/node:$KUBERNETES_VERSION"
 # the images `make load-images` puts into the cluster (those present in Docker)
 PROJECT_IMAGES=(scalestage/chirp:dev scalestage/operator:dev scalestage/postgres:15 scalestage/redis:7 scalestage/edge:1)
 
-command -v kind >/dev/null || die "kind missing; run 'make tools'"
-command -v kubectl >/dev/null || die "kubectl missing; run 'make tools'"
 docker info >/dev/null 2>&1 || die "Docker is not running; run 'make docker'"
+if [[ "${1:-up}" != down ]]; then
+  command -v kind >/dev/null || die "kind missing; run 'make tools'"
+  command -v kubectl >/dev/null || die "kubectl missing; run 'make tools'"
+fi
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 cluster_exists() { kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; }
@@ -124,8 +126,12 @@ up() {
 }
 
 down() {
-  if cluster_exists; then
+  if command -v kind >/dev/null && cluster_exists; then
     kind delete cluster --name "$CLUSTER"
+  elif [[ -n "$(node_containers)" ]]; then
+    # no kind binary (a fresh clone): the node containers are all there is to remove
+    docker rm -f -v $(node_containers) >/dev/null
+    log "cluster: removed the node containers of $CLUSTER"
   else
     log "cluster: $CLUSTER does not exist"
   fi

@@ -65,6 +65,21 @@ build() {
 # base_for OFFICIAL: the official image online, our Debian base offline.
 base_for() { if [[ $SCALESTAGE_OFFLINE == 0 ]]; then echo "$1"; else echo "scalestage/debian-base:$SUITE"; fi; }
 
+# wheelhouse DIR: fill DIR/wheels with the project's wheels, from the cache when its pyproject.toml
+# and build-wheels.sh have not changed (a fresh clone would otherwise download them every time).
+wheelhouse() {
+  local dir=$1 key cached
+  key=$(cat "$dir/pyproject.toml" "$dir/build-wheels.sh" | sha256sum | cut -c1-16)
+  cached="$CACHE/wheels/$(basename "$dir")-$key"
+  if [[ ! -d "$cached" ]]; then
+    rm -rf "$dir/wheels"
+    "$dir/build-wheels.sh" >/dev/null
+    mkdir -p "$CACHE/wheels" && rm -rf "$cached.tmp" && cp -a "$dir/wheels" "$cached.tmp" && mv "$cached.tmp" "$cached"
+  elif ! diff -rq "$cached" "$dir/wheels" >/dev/null 2>&1; then
+    rm -rf "$dir/wheels" && cp -a "$cached" "$dir/wheels"
+  fi
+}
+
 started=$SECONDS
 log "images: building $( [[ $SCALESTAGE_OFFLINE == 1 ]] && echo 'offline, from Debian packages' || echo 'from official images')"
 debian_base
@@ -77,7 +92,7 @@ build scalestage/edge:1 images/edge "$(base_for nginx:1)"
 for project in services/chirp:scalestage/chirp:dev operator:scalestage/operator:dev; do
   dir=${project%%:*} tag=${project#*:}
   [[ -f "$dir/Dockerfile" ]] || continue
-  "$dir/build-wheels.sh"
+  wheelhouse "$dir"
   build "$tag" "$dir" scalestage/python-base:3.11
 done
 log "images: all ready in $((SECONDS - started)) s"

@@ -145,7 +145,7 @@ fi
 log "node-image: importing ${#CLUSTER_IMAGES[@]} images into the node's containerd"
 builder="scalestage-node-build-$$"
 trap 'docker rm -f "$builder" >/dev/null 2>&1 || true' EXIT
-# containerd is the container's only process (stopped cleanly by `docker stop` before the commit).
+# containerd is the container's only process (stopped cleanly before the commit).
 # Not privileged: it only needs its content store here; images are unpacked on first use, in the
 # running node, whose /var is a volume where overlayfs works.
 docker run -d --name "$builder" --entrypoint containerd --security-opt seccomp=unconfined "$BASE_TAG" >/dev/null
@@ -159,7 +159,9 @@ for i in "${CLUSTER_IMAGES[@]}"; do
   [[ ${i%%/*} == *[.:]* ]] || i="docker.io/$i"   # how containerd names images without a registry
   grep -qxF "$i" <<<"$imported" || die "node-image: $i missing from the node's containerd after import"
 done
-docker stop -t 60 "$builder" >/dev/null
+# SIGTERM: `docker stop` would send the image's STOPSIGNAL, meant for systemd, which containerd ignores
+docker kill -s TERM "$builder" >/dev/null
+[[ "$(docker wait "$builder")" == 0 ]] || die "node-image: containerd did not stop cleanly in the build container"
 previous=$(image_id "$NODE_IMAGE" 2>/dev/null || true)
 docker commit \
   --change "LABEL $KEY_LABEL=$key" \

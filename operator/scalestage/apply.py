@@ -115,6 +115,21 @@ def to_prune(observed: Iterable[Mapping], desired_keys: set[tuple[str, str]]) ->
     ]
 
 
+def owner_of(obj: Mapping) -> str | None:
+    """Name of the ScaleStage that controls this child, if one does."""
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == "ScaleStage" and ref.get("apiVersion", "").startswith(f"{GROUP}/") \
+                and ref.get("controller"):
+            return ref.get("name")
+    return None
+
+
+def namespace_terminating(error: ApiException) -> bool:
+    """The API server refused a create because the namespace is being deleted (a race between
+    the namespace controller and a reconcile that restores what it has just removed)."""
+    return error.status == 403 and "because it is being terminated" in str(error.body or "")
+
+
 def is_owned_by(obj: Mapping, owner_uid: str) -> bool:
     return any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or [])
 

@@ -14,9 +14,10 @@ from collections import defaultdict
 
 import kopf
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from . import apply
-from .names import GROUP
+from .names import GROUP, MANAGED_BY, MANAGED_BY_LABEL
 from .reconcile import reconcile
 
 RESYNC_SECONDS = float(os.environ.get("SCALESTAGE_RESYNC_SECONDS", "10"))
@@ -70,6 +71,11 @@ def run(body, logger: logging.Logger, trigger: str) -> None:
             return
         try:
             outcome = reconcile(cluster, current, default_images())
+        except ApiException as error:
+            if apply.namespace_terminating(error):  # deleted with its namespace: nothing to restore
+                logger.debug("namespace is being deleted; reconcile skipped")
+                return
+            raise kopf.TemporaryError(f"reconcile failed: {error}", delay=5) from error
         except Exception as error:  # retried by kopf with backoff
             raise kopf.TemporaryError(f"reconcile failed: {error}", delay=5) from error
         logger.info("reconciled (%s): %s, %d write call(s)", trigger, outcome.action, cluster.writes)
@@ -86,3 +92,14 @@ def on_change(body, logger, reason, **_) -> None:
 def on_timer(body, logger, **_) -> None:
     """The drift check: a child deleted or edited by hand is restored within one period."""
     run(body, logger, "timer")
+
+
+# A workload's status moves (pods ready, a rollout done, someone deleting it): reconcile its owner
+# at once instead of at the next timer tick, so `phase` follows the pods within a second.
+@kopf.on.event("apps", "v1", "deployments", labels={MANAGED_BY_LABEL: MANAGED_BY})
+@kopf.on.event("apps", "v1", "statefulsets", labels={MANAGED_BY_LABEL: MANAGED_BY})
+def on_workload_event(body, logger, **_) -> None:
+    owner = apply.owner_of(body)
+    if owner is not None:
+        run({"metadata": {"namespace": body["metadata"]["namespace"], "name": owner}}, logger,
+            "workload")

@@ -16,18 +16,24 @@ def component_status(component: Component, observed: Mapping | None) -> dict[str
 
 
 def rolling_out(component: Component, observed: Mapping | None) -> bool:
-    """Still converging: missing, its spec not yet seen by its controller, or pods not yet updated."""
+    """Still converging: missing, its spec not yet seen by its controller, pods not yet updated,
+    or pods of the old template still running (their readiness must not count as the new one's)."""
     if observed is None:
         return True
     generation = observed.get("metadata", {}).get("generation", 0)
     status = observed.get("status") or {}
     if status.get("observedGeneration", 0) < generation:
         return True
-    return (status.get("updatedReplicas") or 0) < component.replicas
+    if (status.get("updatedReplicas") or 0) < component.replicas:
+        return True
+    if (status.get("replicas") or 0) > component.replicas:  # a surge pod or an old one left
+        return True
+    # a StatefulSet's rollout is over when every pod runs the update revision
+    return status.get("currentRevision", "") != status.get("updateRevision", "")
 
 
 def phase_of(rows: Sequence[Mapping], rolling: bool) -> str:
-    if all(r["ready"] >= r["desired"] for r in rows):
+    if all(r["ready"] >= r["desired"] for r in rows) and not rolling:
         return READY
     if not any(r["ready"] for r in rows):
         return PENDING
@@ -44,10 +50,11 @@ def summarize(
     """The whole status block. `observed` maps component name (e.g. "web") to its workload object."""
     wanted = components(plan)
     rows = [component_status(c, observed.get(c.name)) for c in wanted]
-    rolling = any(rolling_out(c, observed.get(c.name)) for c in wanted)
+    rolling_names = [c.name for c in wanted if rolling_out(c, observed.get(c.name))]
+    rolling = bool(rolling_names)
     phase = phase_of(rows, rolling)
     lagging = ", ".join(f"{r['name']} {r['ready']}/{r['desired']}" for r in rows
-                        if r["ready"] < r["desired"])
+                        if r["ready"] < r["desired"]) or f"rollout of {', '.join(rolling_names)}"
     spofs = plan.spofs
     conditions = [
         condition("Ready", phase == READY,

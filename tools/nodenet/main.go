@@ -120,10 +120,10 @@ func main() {
 }
 
 type syncer struct {
-	cfg        config
-	routes     map[string]string // podCIDR -> gateway we installed
+	cfg         config
+	routes      map[string]string // podCIDR -> gateway we installed
 	confWritten string
-	masqDone   bool
+	masqDone    bool
 }
 
 func (s *syncer) sync(nodes []node) error {
@@ -273,8 +273,8 @@ func ensureMasquerade(podSubnet string) error {
 }
 
 type apiClient struct {
-	base  string
-	http  *http.Client
+	base string
+	http *http.Client
 }
 
 func newAPIClient(endpoint string) (*apiClient, error) {

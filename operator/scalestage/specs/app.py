@@ -11,6 +11,20 @@ from .common import container_security, env, env_from_field, env_from_secret
 
 APP_UID = 10001
 PORT = 8080
+# `chirp web` drains this long after SIGTERM (its default CHIRP_DRAIN_SECONDS), then gunicorn gets
+# up to 30 s for in-flight requests: the pod's grace period must cover both (docs/contracts.md).
+DRAIN_SECONDS = 5
+TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + 30 + 5
+# `chirp migrate` starts with the database (a web pod and its primary are created together): retry
+# in the container rather than fail, or the kubelet's crash backoff delays readiness by minutes.
+MIGRATE_RETRY_SECONDS = 300
+RETRY_SCRIPT = f"""deadline=$(( $(date +%s) + {MIGRATE_RETRY_SECONDS} ))
+until chirp "$@"; do
+  [ "$(date +%s)" -lt "$deadline" ] || {{ echo "chirp $*: giving up" >&2; exit 1; }}
+  echo "chirp $*: failed (database not up yet?); retrying in 2 s" >&2
+  sleep 2
+done
+"""
 
 
 def chirp_env(plan: Plan, names: Names) -> list[dict[str, Any]]:
@@ -60,6 +74,9 @@ def container(plan: Plan, names: Names, command: str) -> dict[str, Any]:
         "resources": dict(plan.resources["workers" if command == "worker" else "web"]),
         "securityContext": container_security(),
     }
+    if command == "migrate":
+        # sh -c SCRIPT NAME ARGS...: the args stay `migrate`, run by the retry loop as "$@"
+        out["command"] = ["sh", "-c", RETRY_SCRIPT, "chirp-retry"]
     if command == "web":
         out["ports"] = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
         out["readinessProbe"] = http_probe("/readyz", period=5)

@@ -24,6 +24,17 @@ def pod_security(uid: int) -> dict[str, Any]:
     }
 
 
+def spread(selector: dict[str, str]) -> list[dict[str, Any]]:
+    """Pods of one component over as many nodes as possible, so one node lost is not all of them.
+    Soft (ScheduleAnyway): a one-node cluster still runs every replica."""
+    return [{
+        "maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": dict(selector)},
+    }]
+
+
 def container_security() -> dict[str, Any]:
     return {
         "allowPrivilegeEscalation": False,

@@ -48,7 +48,8 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
                             "fsGroup": postgres.POSTGRES_UID,
                             "seccompProfile": {"type": "RuntimeDefault"},
                         },
-                        "terminationGracePeriodSeconds": 30,
+                        # the web container drains first; Postgres (a sidecar) stops after it
+                        "terminationGracePeriodSeconds": app.TERMINATION_GRACE_SECONDS,
                         "initContainers": [database, chirp[0]],
                         "containers": [chirp[1]],
                         "volumes": [postgres.socket_volume()],

@@ -12,7 +12,8 @@ from typing import Any
 from ..names import CLUSTER, HOLDS_DATA, ROLE, Names
 from ..stages import Plan, db_clusters
 from . import secrets
-from .common import Manifest, container_security, env, env_from_secret, metadata, pod_security, service
+from .common import (Manifest, container_security, env, env_from_secret, metadata, pod_security,
+                     service, spread)
 
 POSTGRES_UID = 999
 PORT = 5432
@@ -125,6 +126,9 @@ def statefulset(
                 "spec": {
                     "securityContext": pod_security(POSTGRES_UID),
                     "terminationGracePeriodSeconds": 30,
+                    # one Postgres cluster's primary and replicas apart: a lost node keeps a copy
+                    "topologySpreadConstraints": spread(
+                        names.selector("db", **{CLUSTER: role_labels[CLUSTER]})),
                     "containers": [
                         container(plan, names, primary_host=primary_host),
                     ],

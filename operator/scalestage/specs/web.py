@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..stages import MONOLITH, Plan
 from ..names import Names
 from . import app
-from .common import Manifest, metadata, pod_security, service
+from .common import Manifest, metadata, pod_security, service, spread
 
 COMPONENT = "web"
 PORT = 80
@@ -33,6 +33,8 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
                 "metadata": {"labels": names.labels(COMPONENT)},
                 "spec": {
                     "securityContext": pod_security(app.APP_UID),
+                    "terminationGracePeriodSeconds": app.TERMINATION_GRACE_SECONDS,
+                    "topologySpreadConstraints": spread(selector),
                     # `chirp migrate` is safe to run from several pods at once (contract).
                     "initContainers": [app.container(plan, names, "migrate")],
                     "containers": [app.container(plan, names, "web")],

@@ -98,3 +98,28 @@ def test_ownership_check():
 def test_paths():
     assert apply.KINDS["Service"].path("ns", "a") == "/api/v1/namespaces/ns/services/a"
     assert apply.KINDS["StatefulSet"].path("ns") == "/apis/apps/v1/namespaces/ns/statefulsets"
+
+
+def test_owner_of_names_the_controlling_scalestage():
+    ref = {"apiVersion": "scalestage.dev/v1alpha1", "kind": "ScaleStage", "name": "chirp",
+           "uid": "u1", "controller": True}
+    assert apply.owner_of({"metadata": {"ownerReferences": [ref]}}) == "chirp"
+    assert apply.owner_of({"metadata": {"ownerReferences": [{**ref, "controller": False}]}}) is None
+    other = {**ref, "apiVersion": "apps/v1", "kind": "ReplicaSet"}
+    assert apply.owner_of({"metadata": {"ownerReferences": [other]}}) is None
+    assert apply.owner_of({"metadata": {}}) is None
+
+
+def test_namespace_terminating_is_told_apart_from_rbac_refusals():
+    from kubernetes.client.exceptions import ApiException
+
+    def refused(message):
+        error = ApiException(status=403, reason="Forbidden")
+        error.body = '{"message": "%s", "reason": "Forbidden"}' % message
+        return error
+    assert apply.namespace_terminating(refused(
+        'secrets \\"chirp-credentials\\" is forbidden: unable to create new content in namespace '
+        'demo because it is being terminated'))
+    assert not apply.namespace_terminating(refused(
+        'secrets is forbidden: User \\"system:serviceaccount:x:y\\" cannot create resource'))
+    assert not apply.namespace_terminating(ApiException(status=404, reason="Not Found"))

@@ -81,6 +81,13 @@ def test_worker_and_migrate_have_no_ports(plan, names):
         assert c["args"] == [command] and "ports" not in c and "readinessProbe" not in c
 
 
+def test_migrate_retries_until_the_database_answers(plan, names):
+    c = app.container(plan(2), names, "migrate")
+    assert c["command"][:2] == ["sh", "-c"] and c["args"] == ["migrate"]
+    assert 'until chirp "$@"' in c["command"][2]
+    assert "command" not in app.container(plan(2), names, "web")  # the image's entry point
+
+
 def test_topology_document_matches_the_contract(plan):
     doc = topology.document(plan(3))
     assert doc["stage"] == 3 and doc["stageName"] == "load-balanced"

@@ -102,3 +102,16 @@ def test_image_override(plan, names):
 
 def test_url_has_no_password():
     assert postgres.url("chirp-db-rw") == "postgresql://chirp@chirp-db-rw:5432/chirp"
+
+
+def test_a_clusters_primary_and_replicas_spread_over_nodes(plan, names):
+    objs = objects(plan, names, 5)
+    for i in range(2):
+        for role in ("primary", "replica"):
+            pod = objs["StatefulSet", f"chirp-db-shard-{i}-{role}"]["spec"]["template"]
+            (rule,) = pod["spec"]["topologySpreadConstraints"]
+            assert rule["whenUnsatisfiable"] == "ScheduleAnyway"  # soft: one node still works
+            # the same group for both roles of this shard, and only this shard
+            assert rule["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+            assert rule["labelSelector"]["matchLabels"]["scalestage.dev/cluster"] == f"db-shard-{i}"
+            assert "scalestage.dev/role" not in rule["labelSelector"]["matchLabels"]

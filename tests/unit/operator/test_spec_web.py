@@ -2,7 +2,7 @@
 
 import pytest
 
-from scalestage.specs import web
+from scalestage.specs import app, web
 
 
 def test_absent_at_stage_1(plan, names):
@@ -38,6 +38,19 @@ def test_migrates_before_serving(plan, names):
     pod = deployment["spec"]["template"]["spec"]
     assert [c["args"] for c in pod["initContainers"]] == [["migrate"]]
     assert [c["args"] for c in pod["containers"]] == [["web"]]
+
+
+def test_grace_period_covers_the_drain_and_graceful_stop(plan, names):
+    deployment, _ = web.build(plan(3), names)
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace >= app.DRAIN_SECONDS + 30
+
+
+def test_web_pods_spread_over_nodes(plan, names):
+    deployment, _ = web.build(plan(3), names)
+    (rule,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert rule["topologyKey"] == "kubernetes.io/hostname"
+    assert rule["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
 
 
 def test_rolls_without_losing_capacity(plan, names):

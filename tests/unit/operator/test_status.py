@@ -62,6 +62,31 @@ def test_progressing_while_rolling_out(plan):
     assert "web 2/3" in condition(s, "Ready")["message"]
 
 
+def test_progressing_while_old_pods_still_count_as_ready(plan):
+    """3 -> 4 rolls web: its old pods are ready, the new one is not: not Ready yet."""
+    p = plan(4)
+    surging = workload(3, 3) | {"status": {"observedGeneration": 1, "readyReplicas": 3,
+                                           "updatedReplicas": 1, "replicas": 4}}
+    s = summary(p, all_ready(p) | {"web": surging})
+    assert s["phase"] == "Progressing"
+    assert condition(s, "Ready")["status"] == "False"
+    old_pod_left = workload(3, 3) | {"status": {"observedGeneration": 1, "readyReplicas": 3,
+                                                "updatedReplicas": 3, "replicas": 4}}
+    s = summary(p, all_ready(p) | {"web": old_pod_left})
+    assert s["phase"] == "Progressing"
+    assert "rollout of web" in condition(s, "Ready")["message"]
+
+
+def test_progressing_until_a_statefulset_runs_its_update_revision(plan):
+    p = plan(3)
+    replica = workload(2, 2) | {"status": {"observedGeneration": 1, "readyReplicas": 2,
+                                           "updatedReplicas": 2, "replicas": 2,
+                                           "currentRevision": "r1", "updateRevision": "r2"}}
+    assert summary(p, all_ready(p) | {"db-replica": replica})["phase"] == "Progressing"
+    replica["status"]["currentRevision"] = "r2"
+    assert summary(p, all_ready(p) | {"db-replica": replica})["phase"] == "Ready"
+
+
 def test_progressing_while_a_component_is_missing(plan):
     p = plan(4)
     observed = all_ready(p)

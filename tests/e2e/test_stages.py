@@ -1,0 +1,334 @@
+"""Stages 1–4 on real pods: the operator installed by helm turns each example ScaleStage into a
+running Chirp that answers through its Service `chirp`.
+
+One stage at a time (2 cores): each gets a fresh namespace, is checked, and is deleted before the
+next one starts. Requests come from a client pod inside the cluster, so they take the same path
+as any other in-cluster client (Service → kube-proxy → pod); the X-Chirp-* headers tell which
+stage, pod and database answered.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.e2e.kindcluster import REPO_ROOT, TEST_IMAGE, Cluster, tool, wait_for
+
+pytestmark = pytest.mark.slow
+
+RELEASE = "scalestage-operator"
+OPERATOR_NAMESPACE = "scalestage-system"
+CHART = REPO_ROOT / "charts" / "scalestage-operator"
+EXAMPLES = REPO_ROOT / "examples"
+# Images the stages 1–4 run (the edge cache is stage 5 only).
+IMAGES = ("scalestage/operator:dev", "scalestage/chirp:dev", "scalestage/postgres:15", "scalestage/redis:7")
+INSTANCE = "chirp"
+READY_TIMEOUT = 420  # a cold stage 3 on 2 cores: 3 Postgres initdb/basebackups + 3 web pods
+
+# Run in the client pod: one user's visit through the front door, every response as JSON.
+VISIT = r"""
+import http.cookiejar, json, sys, time, urllib.error, urllib.request
+base, stage = sys.argv[1], int(sys.argv[2])
+user = "e2e" + str(int(time.time() * 1000))[-8:]
+jar = http.cookiejar.CookieJar()
+as_user = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+anonymous = urllib.request.build_opener()
+out = []
+
+def call(opener, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        response = opener.open(request, timeout=10)
+    except urllib.error.HTTPError as error:
+        response = error
+    text = response.read().decode(errors="replace")
+    row = {"step": f"{method} {path}", "status": response.status,
+           "headers": {k.lower(): v for k, v in response.headers.items() if k.lower().startswith("x-chirp")}}
+    try:
+        row["json"] = json.loads(text)
+    except ValueError:
+        row["text"] = text[:300]
+    out.append(row)
+    return row
+
+# Ready pods reach the Service a moment later (EndpointSlice, then kube-proxy rules on each node)
+waited = time.monotonic()
+while True:
+    try:
+        with anonymous.open(base + "/readyz", timeout=5) as response:
+            if response.status == 200:
+                break
+    except OSError:  # refused or 503 (HTTPError is an OSError too)
+        if time.monotonic() - waited > 30:
+            raise
+    time.sleep(0.2)
+waited = time.monotonic() - waited
+
+call(as_user, "POST", "/api/signup", {"username": user, "password": "correct-horse-42"})
+call(as_user, "POST", "/api/posts", {"body": f"hello from stage {stage}"})
+call(as_user, "GET", "/api/timeline")
+for _ in range(8):  # a new connection each: which pods keep this session?
+    call(as_user, "GET", "/api/me")
+for _ in range(3):  # cache-aside at stage 4: the first read fills, the next ones hit
+    call(as_user, "GET", "/api/timeline")
+for _ in range(20):  # anonymous reads: a replica at stage 3 once one proves healthy, the cache at 4
+    headers = call(anonymous, "GET", "/api/public")["headers"]
+    if headers.get("x-chirp-db", "").startswith("replica") or headers.get("x-chirp-cache") == "hit":
+        break
+    time.sleep(0.5)
+print(json.dumps({"user": user, "service_wait": waited, "responses": out}))
+"""
+
+
+def report(capsys, message: str) -> None:
+    """Show a measurement even when pytest captures output."""
+    with capsys.disabled():
+        print(f"\n    [e2e] {message}")
+
+
+# --- pure helpers: what a stage should look like -----------------------------------------------
+
+def front_door_component(stage: int) -> str:
+    """Which component's pods answer through Service `chirp` at stages 1–4."""
+    return "monolith" if stage == 1 else "web"
+
+
+def expected_workloads(stage: int) -> dict[str, int]:
+    """Component → replicas the example of this stage runs (examples/stage-N.yaml)."""
+    if stage == 1:
+        return {"monolith": 1}
+    out = {"web": 1 if stage == 2 else 3, "db-primary": 1}
+    if stage >= 3:
+        out["db-replica"] = 2
+    if stage >= 4:
+        out["redis"] = 1
+    return out
+
+
+def printer_row(table: str) -> dict[str, str]:
+    """`kubectl get scalestages` output (header + one row) as {column: value}. SPOFs may hold
+    ", "-separated words, so the row is split on the header's column starts, not on spaces."""
+    header, row = [line for line in table.splitlines() if line.strip()][:2]
+    starts = [i for i, ch in enumerate(header) if ch != " " and (i == 0 or header[i - 1] == " ")]
+    bounds = list(zip(starts, starts[1:] + [None]))
+    return {header[a:b].strip(): row[a:b].strip() for a, b in bounds}
+
+
+def test_printer_row_splits_on_columns():
+    table = ("NAME    STAGE   PHASE   READY   SPOFS                AGE\n"
+             "chirp   4       Ready   4/4     db-primary, redis    2m\n")
+    assert printer_row(table) == {"NAME": "chirp", "STAGE": "4", "PHASE": "Ready", "READY": "4/4",
+                                  "SPOFS": "db-primary, redis", "AGE": "2m"}
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+def run(*cmd: str, timeout: float = 600) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def say(request):
+    """report() for session- and module-scoped fixtures (capsys is function-scoped)."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+
+    def report_now(message: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(f"\n    [e2e] {message}")
+    return report_now
+
+
+@pytest.fixture(scope="session")
+def operator(kind_cluster: Cluster, say) -> str:
+    """The operator, installed (or upgraded) by helm exactly as a user would, and running."""
+    started = time.monotonic()
+    run(str(REPO_ROOT / "hack" / "cluster.sh"), "load", *IMAGES)
+    # helm installs crds/ only on first install; apply it so a changed CRD reaches the cluster
+    kind_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+    image_id = run("docker", "image", "inspect", "-f", "{{.Id}}", IMAGES[0]).strip()[7:19]
+    run(tool("helm"), "--kube-context", kind_cluster.context, "upgrade", "--install", RELEASE,
+        str(CHART), "-n", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout", "5m",
+        # same tag after a rebuild: a changed image id rolls the operator pod
+        "--set-string", f"podAnnotations.scalestage\\.dev/image-id={image_id}")
+    kind_cluster.kubectl("rollout", "status", "-n", OPERATOR_NAMESPACE, f"deployment/{RELEASE}",
+                         "--timeout=180s")
+    say(f"operator loaded and installed by helm in {time.monotonic() - started:.0f} s")
+    return OPERATOR_NAMESPACE
+
+
+@pytest.fixture(scope="module")
+def client_pod(kind_cluster: Cluster):
+    """A long-lived pod to send requests from, in its own namespace."""
+    namespace = f"e2e-client-{uuid.uuid4().hex[:6]}"
+    kind_cluster.kubectl("create", "namespace", namespace)
+    kind_cluster.apply({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"},
+        "spec": {"terminationGracePeriodSeconds": 0,
+                 "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                 "containers": [{"name": "client", "image": TEST_IMAGE, "imagePullPolicy": "Never",
+                                 "command": ["sleep", "infinity"],
+                                 "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}}}]},
+    }, namespace=namespace)
+    kind_cluster.kubectl("wait", "-n", namespace, "pod/client", "--for=condition=Ready", "--timeout=180s")
+    yield namespace
+    kind_cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def scalestage(cluster: Cluster, namespace: str) -> dict:
+    return client.CustomObjectsApi(cluster.core.api_client).get_namespaced_custom_object(
+        "scalestage.dev", "v1alpha1", namespace, "scalestages", INSTANCE)
+
+
+def pods_of(cluster: Cluster, namespace: str) -> list:
+    return cluster.core.list_namespaced_pod(
+        namespace, label_selector=f"app.kubernetes.io/instance={INSTANCE}").items
+
+
+def is_ready(pod) -> bool:
+    return pod.metadata.deletion_timestamp is None and any(
+        c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+@pytest.fixture(scope="module", params=[1, 2, 3, 4], ids=lambda n: f"stage{n}")
+def stage(request, kind_cluster: Cluster, operator: str, say):
+    """examples/stage-N.yaml applied in a fresh namespace and Ready; deleted afterwards, its pods
+    gone, so the next stage has the cores to itself."""
+    number = request.param
+    namespace = f"e2e-stage{number}-{uuid.uuid4().hex[:6]}"
+    kind_cluster.kubectl("create", "namespace", namespace)
+    manifest = yaml.safe_load((EXAMPLES / f"stage-{number}.yaml").read_text())
+    started = time.monotonic()
+    kind_cluster.apply(manifest, namespace=namespace)
+    try:
+        def ready():
+            found = scalestage(kind_cluster, namespace)
+            status = found.get("status") or {}
+            current = status.get("observedGeneration") == found["metadata"]["generation"]
+            return status if current and status.get("phase") == "Ready" else None
+        try:
+            status = wait_for(f"stage {number} Ready", ready, timeout=READY_TIMEOUT, interval=1)
+        except BaseException:
+            print(kind_cluster.kubectl("get", "-n", namespace, "scalestages,pods,pvc", "-o", "wide"))
+            print(kind_cluster.kubectl("get", "-n", namespace, "events", "--sort-by=.lastTimestamp"))
+            raise
+        elapsed = time.monotonic() - started
+        counts = ", ".join(f"{c['name']} {c['ready']}/{c['desired']}" for c in status["components"])
+        say(f"stage {number} Ready in {elapsed:.0f} s ({counts})")
+        yield {"number": number, "namespace": namespace, "status": status, "seconds": elapsed}
+    finally:
+        started = time.monotonic()
+        kind_cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+        # The pods gone frees the cores for the next stage; the namespace controller finishes
+        # the rest (volumes, the ScaleStage's finalizer) in the background.
+        wait_for(f"the pods of {namespace} gone", lambda: not pods_of(kind_cluster, namespace),
+                 timeout=240, interval=2)
+        say(f"stage {number}: pods deleted in {time.monotonic() - started:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def visit(stage, kind_cluster: Cluster, client_pod: str) -> dict:
+    """One user's visit (sign up, post, read) through Service chirp, from the client pod."""
+    url = f"http://{INSTANCE}.{stage['namespace']}.svc.cluster.local"
+    out = kind_cluster.exec(client_pod, "client", "python3", "-c", VISIT, url, str(stage["number"]),
+                            timeout=120)
+    return json.loads(out)
+
+
+def responses(visit: dict, step: str) -> list[dict]:
+    return [r for r in visit["responses"] if r["step"] == step]
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+def test_stage_reaches_ready_with_real_pods(stage, kind_cluster: Cluster):
+    number, namespace, status = stage["number"], stage["namespace"], stage["status"]
+    assert status["stage"] == number
+    assert status["observedGeneration"] >= 1
+    assert {c["name"]: c["desired"] for c in status["components"]} == expected_workloads(number)
+    assert all(c["ready"] == c["desired"] for c in status["components"]), status["components"]
+    ready = {c["type"]: c for c in status["conditions"]}["Ready"]
+    assert (ready["status"], ready["reason"]) == ("True", "AllComponentsReady")
+
+    pods = pods_of(kind_cluster, namespace)
+    by_component: dict[str, int] = {}
+    for pod in pods:
+        assert is_ready(pod), f"{pod.metadata.name} not ready"
+        for c in pod.spec.containers + (pod.spec.init_containers or []):
+            assert c.image_pull_policy == "IfNotPresent", (pod.metadata.name, c.name)
+        sec = pod.spec.security_context
+        assert sec.run_as_non_root, pod.metadata.name
+        labels = pod.metadata.labels
+        component = labels["app.kubernetes.io/component"]
+        if component == "db":
+            component = f"db-{labels['scalestage.dev/role']}"
+        by_component[component] = by_component.get(component, 0) + 1
+    assert by_component == expected_workloads(number)
+
+
+def test_app_answers_through_its_service(stage, visit, kind_cluster: Cluster, capsys):
+    number, namespace = stage["number"], stage["namespace"]
+    rows = visit["responses"]
+    bad = [(r["step"], r["status"], r.get("json") or r.get("text")) for r in rows
+           if r["status"] >= 400]
+    assert not bad, bad
+    assert {r["headers"].get("x-chirp-stage") for r in rows} == {str(number)}
+
+    front = {p.metadata.name for p in pods_of(kind_cluster, namespace)
+             if p.metadata.labels["app.kubernetes.io/component"] == front_door_component(number)}
+    served_by = {r["headers"]["x-chirp-pod"] for r in rows}
+    assert served_by <= front, (served_by, front)
+
+    signup, post = responses(visit, "POST /api/signup")[0], responses(visit, "POST /api/posts")[0]
+    assert signup["status"] == 201 and post["status"] == 201
+    assert signup["headers"]["x-chirp-db"] == post["headers"]["x-chirp-db"] == "primary"
+    timeline = responses(visit, "GET /api/timeline")[0]
+    assert [p["body"] for p in timeline["json"]["posts"]] == [f"hello from stage {number}"]
+
+    me = responses(visit, "GET /api/me")
+    assert {r["json"]["user"]["username"] for r in me} == {visit["user"]}
+    me_pods = {r["headers"]["x-chirp-pod"] for r in me}
+    if number == 3:
+        assert len(me_pods) == 1, f"sticky sessions: one pod expected, got {me_pods}"
+    if number == 4:
+        assert len(me_pods) >= 2, f"sessions in Redis, no affinity: several pods expected, got {me_pods}"
+
+    caches = [r["headers"]["x-chirp-cache"] for r in responses(visit, "GET /api/timeline")]
+    if number < 4:
+        assert set(caches) == {"off"}
+    else:
+        assert "hit" in caches[1:], caches
+
+    public = [(r["headers"]["x-chirp-db"], r["headers"]["x-chirp-cache"])
+              for r in responses(visit, "GET /api/public")]
+    if number == 4:
+        assert public[-1] == ("none", "hit"), public  # served from Redis, no database touched
+    elif number == 3:
+        assert public[-1][0].startswith("replica"), public
+    else:
+        assert public[-1][0] == "primary", public
+    report(capsys, f"stage {number}: Service answered after {visit['service_wait']:.1f} s; "
+                   f"pods {sorted(served_by)}; /api/me on {len(me_pods)} pod(s); "
+                   f"timeline cache {caches}; public read (db, cache) {public[-1]}")
+
+
+def test_kubectl_get_scalestages_shows_the_columns(stage, kind_cluster: Cluster):
+    row = printer_row(kind_cluster.kubectl("get", "-n", stage["namespace"], "scalestages"))
+    workloads = len(expected_workloads(stage["number"]))
+    assert list(row) == ["NAME", "STAGE", "PHASE", "READY", "SPOFS", "AGE"]
+    assert row["NAME"] == INSTANCE
+    assert row["STAGE"] == str(stage["number"])
+    assert row["PHASE"] == "Ready"
+    assert row["READY"] == f"{workloads}/{workloads}"
+    assert row["SPOFS"] == stage["status"]["spofSummary"] != ""
+    assert row["AGE"]
