@@ -76,9 +76,31 @@ PY
   fi
 }
 
+# wait_api SINCE: the API server answers and authorizes the admin (right after a restart it may
+# serve /readyz while RBAC still refuses), and when SINCE (epoch seconds, a restart) is given, every
+# node's kubelet has renewed its lease after it: node conditions alone are stale after a restart.
+wait_api() {
+  local since=${1:-0} deadline=$((SECONDS + 240)) k=(kubectl --context "$CONTEXT")
+  until "${k[@]}" auth can-i list nodes >/dev/null 2>&1 && kubelets_renewed_since "$since"; do
+    (( SECONDS < deadline )) || die "cluster: the API server or the kubelets did not come back within 240 s"
+    sleep 2
+  done
+}
+
+kubelets_renewed_since() {
+  local since=$1 nodes renewed
+  [[ $since == 0 ]] && return 0
+  nodes=$(kubectl --context "$CONTEXT" get nodes -o name | wc -l)
+  renewed=$(kubectl --context "$CONTEXT" get leases -n kube-node-lease \
+    -o jsonpath='{range .items[*]}{.spec.renewTime}{"\n"}{end}' \
+    | while read -r t; do [[ -n "$t" ]] && (( $(date -d "$t" +%s) > since )) && echo x; done | wc -l)
+  (( nodes > 0 && renewed >= nodes ))
+}
+
 wait_ready() {
   local t=$SECONDS k=(kubectl --context "$CONTEXT")
   log "cluster: waiting for the nodes and kube-system pods"
+  wait_api "${1:-0}"
   # every node Ready and every kube-system and storage pod Ready: usable, not just up
   if ! "${k[@]}" wait --for=condition=Ready nodes --all --timeout=240s >/dev/null \
      || ! "${k[@]}" wait --for=condition=Ready pods --all -n kube-system --timeout=240s >/dev/null \
@@ -102,12 +124,13 @@ warn_if_outdated() {
 }
 
 up() {
-  local started=$SECONDS
+  local started=$SECONDS restarted_at=0
   if cluster_exists; then
     local stopped
     stopped=$(docker ps -a --filter "label=io.x-k8s.kind.cluster=$CLUSTER" --filter status=exited --format '{{.Names}}')
     if [[ -n "$stopped" ]]; then
       log "cluster: starting stopped nodes: $(echo $stopped)"
+      restarted_at=$(date +%s)
       docker start $stopped >/dev/null
     fi
     kind export kubeconfig --name "$CLUSTER" >/dev/null 2>&1
@@ -120,7 +143,7 @@ up() {
     log "cluster: creating $CLUSTER from $(basename "$config") with $image"
     kind create cluster --name "$CLUSTER" --config "$config" --image "$image" --wait 0s
   fi
-  wait_ready
+  wait_ready "${restarted_at:-0}"
   kubectl --context "$CONTEXT" get nodes -o wide
   log "cluster: $CLUSTER up in $((SECONDS - started)) s (kubectl --context $CONTEXT)"
 }
