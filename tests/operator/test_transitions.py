@@ -3,14 +3,10 @@ layouts (1↔2, 4↔5) with a condition and a Warning event, changing nothing.""
 
 import pytest
 
+from tests.operator.expected_children import EXPECTED_CHILDREN as EXPECTED
+
 pytestmark = pytest.mark.slow
 
-STAGE_2 = {"Secret/chirp-credentials", "ConfigMap/chirp-topology", "StatefulSet/chirp-db-primary",
-           "Service/chirp-db-rw", "Deployment/chirp-web", "Service/chirp-web", "Service/chirp"}
-STAGE_3 = STAGE_2 | {"StatefulSet/chirp-db-replica", "Service/chirp-db-ro",
-                     "PodDisruptionBudget/chirp-web", "PodDisruptionBudget/chirp-db-replica"}
-STAGE_4 = STAGE_3 | {"Deployment/chirp-redis", "Service/chirp-redis"}
-EXPECTED = {2: STAGE_2, 3: STAGE_3, 4: STAGE_4}
 AFFINITY = {2: "None", 3: "ClientIP", 4: "None"}
 
 

@@ -64,16 +64,23 @@ def _recent_lists(svc: Services, author_ids: list[int], last_write_at) -> list[A
     return [AuthorPosts(tuple(lists[key]), complete=len(lists[key]) < per_author) for key in items]
 
 
-def _followees(svc: Services, user_id: int, last_write_at) -> list[int]:
+def _cached_user_read(svc: Services, user_id: int, key: str, tags: tuple[str, ...], query,
+                      last_write_at):
+    """One user's row(s) from their shard, cache-aside when there is a cache (stage 4+)."""
     shard = svc.topology.shard_for_user_id(user_id)
 
     def load(generations):
-        return svc.dbs.read(shard, lambda db: queries.followee_ids(db, user_id),
+        return svc.dbs.read(shard, lambda db: query(db, user_id),
                             last_write_at=_fresh_after(last_write_at, generations.values()))
 
     if svc.cache is None:
         return load({})
-    return svc.cache.fetch(f"following:{user_id}", (f"following:{user_id}",), load)
+    return svc.cache.fetch(key, tags, load)
+
+
+def _followees(svc: Services, user_id: int, last_write_at) -> list[int]:
+    return _cached_user_read(svc, user_id, f"following:{user_id}", (f"following:{user_id}",),
+                             queries.followee_ids, last_write_at)
 
 
 # --- home timeline --------------------------------------------------------------------------------
@@ -149,15 +156,9 @@ def user_posts(svc: Services, user_id: int, before: int | None, limit: int,
 
 
 def profile(svc: Services, user_id: int, last_write_at: float | None = None) -> dict | None:
-    shard = svc.topology.shard_for_user_id(user_id)
-
-    def load(generations):
-        return svc.dbs.read(shard, lambda db: queries.profile(db, user_id),
-                            last_write_at=_fresh_after(last_write_at, generations.values()))
-
-    if svc.cache is None:
-        return load({})
-    return svc.cache.fetch(f"profile:{user_id}", (f"author:{user_id}", f"following:{user_id}"), load)
+    return _cached_user_read(svc, user_id, f"profile:{user_id}",
+                             (f"author:{user_id}", f"following:{user_id}"), queries.profile,
+                             last_write_at)
 
 
 def public_posts(svc: Services, before: int | None, limit: int,
