@@ -1,20 +1,26 @@
 """Server-side apply of a ScaleStage's children under one field manager, and pruning by labels.
 
-The deciding parts are pure (`needs_apply`, `to_prune`, `owned`); `Cluster` is the only thing here
-that talks to the API server, with JSON dicts in and out, and it counts its own write calls.
-An unchanged child is not applied again: an idle reconcile makes no write call at all.
+The deciding parts are pure (`owned`, `needs_apply`, `to_prune`); `Cluster` is the only thing here
+that talks to the API server, through the kubernetes DynamicClient (dicts in and out), and it
+counts its own write calls. An unchanged child is not applied again: an idle reconcile makes no
+write call at all.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import copy
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+import kopf
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.discovery import LazyDiscoverer
+from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.resource import Resource
 from kubernetes.utils.quantity import parse_quantity
 
 from .names import APPLIED_HASH, GROUP, HOLDS_DATA, MANAGED_BY
@@ -22,30 +28,19 @@ from .names import APPLIED_HASH, GROUP, HOLDS_DATA, MANAGED_BY
 FIELD_MANAGER = MANAGED_BY
 VERSION = "v1alpha1"
 PLURAL = "scalestages"
+API_VERSION = f"{GROUP}/{VERSION}"
+SCALESTAGE = "ScaleStage"
 
-
-@dataclass(frozen=True)
-class Kind:
-    api_version: str
-    plural: str
-
-    def path(self, namespace: str, name: str | None = None) -> str:
-        root = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        base = f"{root}/namespaces/{namespace}/{self.plural}"
-        return f"{base}/{name}" if name else base
-
-
-# Every kind a builder may produce, in apply order: what pods refer to exists before the pods.
-KINDS: dict[str, Kind] = {
-    "Secret": Kind("v1", "secrets"),
-    "ConfigMap": Kind("v1", "configmaps"),
-    "Service": Kind("v1", "services"),
-    "StatefulSet": Kind("apps/v1", "statefulsets"),
-    "Deployment": Kind("apps/v1", "deployments"),
-    "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
+# Every kind a builder may produce (kind: apiVersion), in apply order: what pods refer to exists
+# before the pods.
+KINDS: dict[str, str] = {
+    "Secret": "v1",
+    "ConfigMap": "v1",
+    "Service": "v1",
+    "StatefulSet": "apps/v1",
+    "Deployment": "apps/v1",
+    "PodDisruptionBudget": "policy/v1",
 }
-SCALESTAGE = Kind(f"{GROUP}/{VERSION}", PLURAL)
-EVENTS = Kind("v1", "events")
 
 
 def key(obj: Mapping) -> tuple[str, str]:
@@ -62,13 +57,9 @@ def fingerprint(manifest: Mapping) -> str:
 def owned(manifest: Mapping, owner: Mapping) -> dict[str, Any]:
     """The manifest as applied: namespaced, owned by the ScaleStage (deleting it deletes this),
     and stamped with the hash of what we asked for (so a field we stop setting is noticed)."""
-    meta = owner["metadata"]
-    out = json.loads(json.dumps(manifest))  # deep copy; builders' output stays untouched
-    out["metadata"]["namespace"] = meta["namespace"]
-    out["metadata"]["ownerReferences"] = [{
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ScaleStage", "name": meta["name"],
-        "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True,
-    }]
+    out = copy.deepcopy(dict(manifest))  # builders' output stays untouched
+    out["metadata"]["namespace"] = owner["metadata"]["namespace"]
+    kopf.append_owner_reference(out, owner=owner)  # controller, blockOwnerDeletion
     out["metadata"].setdefault("annotations", {})[APPLIED_HASH] = fingerprint(out)
     return out
 
@@ -79,12 +70,13 @@ def same_value(want: Any, have: Any) -> bool:
     if isinstance(want, Mapping):
         if not want:
             return not have  # `{}` asked, nothing stored: the same
-        return isinstance(have, Mapping) and all(same_value(v, have.get(k)) for k, v in want.items())
+        return isinstance(have, Mapping) and all(
+            same_value(v, have.get(k)) for k, v in want.items())
     if isinstance(want, list):
         if not want:
             return not have
         return (isinstance(have, list) and len(want) == len(have)
-                and all(same_value(w, h) for w, h in zip(want, have)))
+                and all(same_value(w, h) for w, h in zip(want, have, strict=True)))
     if want == have:
         return True
     if isinstance(want, str) and isinstance(have, str):
@@ -118,8 +110,8 @@ def to_prune(observed: Iterable[Mapping], desired_keys: set[tuple[str, str]]) ->
 def owner_of(obj: Mapping) -> str | None:
     """Name of the ScaleStage that controls this child, if one does."""
     for ref in obj["metadata"].get("ownerReferences") or []:
-        if ref.get("kind") == "ScaleStage" and ref.get("apiVersion", "").startswith(f"{GROUP}/") \
-                and ref.get("controller"):
+        if (ref.get("kind") == SCALESTAGE and ref.get("apiVersion", "").startswith(f"{GROUP}/")
+                and ref.get("controller")):
             return ref.get("name")
     return None
 
@@ -137,94 +129,84 @@ def is_owned_by(obj: Mapping, owner_uid: str) -> bool:
 # --- the API server ---------------------------------------------------------------------------
 
 
-class Cluster:
-    """JSON-in, JSON-out calls to the API server; `writes` counts every call that may change state."""
+class MemoryDiscoverer(LazyDiscoverer):
+    """The client's API discovery, kept in memory. By default it caches to a file in the temp
+    directory, which a pod with a read-only root filesystem does not have (tempfile raises)."""
 
-    def __init__(self, api: ApiClient):
-        self.api = api
+    NOWHERE = "/dev/null/discovery.json"  # cannot exist: nothing is ever read from it
+
+    def __init__(self, client: DynamicClient, cache_file: str | None = None):
+        super().__init__(client, self.NOWHERE)
+
+    def _write_cache(self) -> None:
+        pass
+
+
+def discover(api: ApiClient) -> dict[str, Resource]:
+    """The API resources of the ScaleStage and of every child kind, by kind (one DynamicClient
+    behind them all). Discovery is reads only, done once when the operator starts: reconciles
+    never wait on it, and threads never share its lazy loading."""
+    dynamic = DynamicClient(api, discoverer=MemoryDiscoverer)
+    kinds = {**KINDS, SCALESTAGE: API_VERSION}
+    return {kind: dynamic.resources.get(api_version=api_version, kind=kind)
+            for kind, api_version in kinds.items()}
+
+
+class Cluster:
+    """Calls to the API server for one reconcile; `writes` counts every call that may change
+    state (the operator logs it; the operator tier checks it against the audit log)."""
+
+    def __init__(self, resources: Mapping[str, Resource]):
+        self.resources = resources
         self.writes = 0
 
-    def _call(self, method: str, path: str, *, query=None, body=None,
-              content_type: str = "application/json") -> dict:
-        if method != "GET":
-            self.writes += 1
-        request = self.api.param_serialize(
-            method, path, query_params=query or [], body=body,
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        response = self.api.call_api(*request)
-        response.read()
-        if not 200 <= response.status <= 299:
-            raise ApiException.from_response(
-                http_resp=response, body=(response.data or b"").decode(errors="replace"), data=None)
-        return json.loads(response.data or b"{}")
-
-    def get(self, kind: Kind, namespace: str, name: str) -> dict | None:
+    def get_scalestage(self, namespace: str, name: str) -> dict | None:
         try:
-            return self._call("GET", kind.path(namespace, name))
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+            return self.resources[SCALESTAGE].get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
 
-    def list(self, kind: Kind, namespace: str, selector: str) -> list[dict]:
-        found = self._call("GET", kind.path(namespace), query=[("labelSelector", selector)])
-        return found.get("items") or []
+    def list(self, kind: str, namespace: str, selector: str) -> list[dict]:
+        """Objects of one kind; each item carries its kind and apiVersion (the client adds them)."""
+        found = self.resources[kind].get(namespace=namespace, label_selector=selector)
+        return found.to_dict()["items"]
 
-    def apply(self, manifest: Mapping) -> dict:
-        kind = KINDS[manifest["kind"]]
-        return self._call(
-            "PATCH", kind.path(manifest["metadata"]["namespace"], manifest["metadata"]["name"]),
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-            body=json.dumps(manifest), content_type="application/apply-patch+yaml",
-        )
+    def apply(self, manifest: Mapping) -> None:
+        self.writes += 1
+        self.resources[manifest["kind"]].server_side_apply(
+            body=manifest, field_manager=FIELD_MANAGER, force_conflicts=True)
 
     def delete(self, obj: Mapping) -> None:
-        kind = KINDS[obj["kind"]]
+        self.writes += 1
         try:
-            self._call("DELETE", kind.path(obj["metadata"]["namespace"], obj["metadata"]["name"]),
-                       body={"propagationPolicy": "Background"})
-        except ApiException as error:
-            if error.status != 404:
-                raise
+            self.resources[obj["kind"]].delete(
+                name=obj["metadata"]["name"], namespace=obj["metadata"]["namespace"],
+                propagation_policy="Background")
+        except NotFoundError:
+            pass
 
-    def patch_status(self, owner: Mapping, status: Mapping) -> dict:
+    def patch_status(self, owner: Mapping, status: Mapping) -> None:
+        self.writes += 1
         meta = owner["metadata"]
-        path = SCALESTAGE.path(meta["namespace"], meta["name"]) + "/status"
-        return self._call("PATCH", path, body={"status": status},
-                          content_type="application/merge-patch+json")
-
-    def event(self, owner: Mapping, reason: str, message: str, type_: str = "Normal") -> None:
-        meta = owner["metadata"]
-        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._call("POST", EVENTS.path(meta["namespace"]),
-                   body={
-                       "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-                       "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ScaleStage",
-                                          "name": meta["name"], "namespace": meta["namespace"],
-                                          "uid": meta["uid"]},
-                       "reason": reason, "message": message, "type": type_,
-                       "source": {"component": FIELD_MANAGER},
-                       "reportingComponent": FIELD_MANAGER, "reportingInstance": FIELD_MANAGER,
-                       "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-                   })
+        self.resources[SCALESTAGE].status.patch(
+            body={"status": status}, name=meta["name"], namespace=meta["namespace"],
+            content_type="application/merge-patch+json")
 
 
-def observe(cluster: Cluster, namespace: str, selector: str, owner_uid: str) -> dict[tuple[str, str], dict]:
+def observe(cluster: Cluster, namespace: str, selector: str,
+            owner_uid: str) -> dict[tuple[str, str], dict]:
     """Every child of one ScaleStage that exists now, by (kind, name)."""
-    out = {}
-    for kind_name, kind in KINDS.items():
-        for obj in cluster.list(kind, namespace, selector):
-            if is_owned_by(obj, owner_uid):
-                obj["kind"], obj["apiVersion"] = kind_name, kind.api_version  # lists omit them
-                out[key(obj)] = obj
-    return out
+    return {
+        key(obj): obj
+        for kind in KINDS
+        for obj in cluster.list(kind, namespace, selector)
+        if is_owned_by(obj, owner_uid)
+    }
 
 
 def sync(cluster: Cluster, desired: list[Mapping], observed: Mapping[tuple[str, str], Mapping],
          owner: Mapping) -> tuple[list[str], list[str]]:
-    """Apply what differs, prune what is no longer wanted; returns (applied, pruned) as Kind/name."""
+    """Apply what differs, prune what is no longer wanted; (applied, pruned) as Kind/name."""
     applied, pruned = [], []
     wanted = [owned(m, owner) for m in desired]
     for manifest in wanted:

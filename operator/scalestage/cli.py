@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 from rich.console import Console
 from rich.table import Table
@@ -28,7 +28,8 @@ def status_table(obj: Mapping) -> Table:
     spec = obj.get("spec") or {}
     phase = status.get("phase", "Unknown")
     stage = status.get("stage", spec.get("stage"))
-    title = (f"{obj['metadata']['name']}: stage {stage} ({STAGES[stage].name if stage in STAGES else '?'})"
+    stage_name = STAGES[stage].name if stage in STAGES else "?"
+    title = (f"{obj['metadata']['name']}: stage {stage} ({stage_name})"
              f" · [{PHASE_STYLE.get(phase, 'white')}]{phase}[/]")
     table = Table(title=title, title_justify="left")
     table.add_column("component")
@@ -39,7 +40,8 @@ def status_table(obj: Mapping) -> Table:
     for c in status.get("components") or []:
         ready = f"{c.get('ready', 0)}/{c.get('desired', 0)}"
         style = "green" if c.get("ready", 0) >= c.get("desired", 0) else "yellow"
-        note = "[bold red]single point of failure[/]" if c["name"] in spofs or "monolith" in spofs else ""
+        spof = c["name"] in spofs or "monolith" in spofs
+        note = "[bold red]single point of failure[/]" if spof else ""
         table.add_row(c["name"], c.get("kind", ""), f"[{style}]{ready}[/]", note)
     for cond in status.get("conditions") or []:
         if cond.get("reason") == "MigrationRequired":
@@ -91,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "stage":
             obj = set_stage(api, args.namespace, args.name, args.number)
-            console.print(f"{args.name}: stage {args.number} ({STAGES[args.number].name}) requested;"
-                          f" watch it with [bold]scalestage status[/] or "
-                          f"[bold]kubectl get scalestages -w[/]")
+            requested = f"{args.name}: stage {args.number} ({STAGES[args.number].name}) requested"
+            console.print(f"{requested}; watch it with [bold]scalestage status[/] or"
+                          " [bold]kubectl get scalestages -w[/]")
         else:
-            obj = api.get_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, args.name)
+            obj = api.get_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL,
+                                                   args.name)
             console.print(status_table(obj))
     except ApiException as error:
         console.print(f"[red]{error.status} {error.reason}[/]: {error.body}")

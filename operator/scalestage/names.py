@@ -35,8 +35,9 @@ class Names:
         return self.of("credentials")
 
     @property
-    def topology(self) -> str:
-        return self.of("topology")
+    def architecture(self) -> str:
+        """The ConfigMap the architecture page reads (CHIRP_ARCHITECTURE)."""
+        return self.of("architecture")
 
     def rw(self, cluster: str) -> str:
         return self.of(f"{cluster}-rw")
@@ -54,7 +55,8 @@ class Names:
         }
 
     def selector(self, component: str, **extra: str) -> dict[str, str]:
-        """Pod selector: stable for the life of a workload (Deployment/StatefulSet selectors are immutable)."""
+        """Pod selector: stable for the life of a workload (Deployment/StatefulSet selectors are
+        immutable)."""
         return {INSTANCE: self.instance, COMPONENT: component, **extra}
 
     @property

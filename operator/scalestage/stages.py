@@ -6,8 +6,9 @@ resolved `Plan`, never from the raw spec, so defaults live here and nowhere else
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 MONOLITH, SINGLE_PRIMARY, SHARDED = "monolith", "single-primary", "sharded"
 
@@ -33,7 +34,8 @@ class Stage:
 STAGES: dict[int, Stage] = {
     s.number: s
     for s in (
-        #     no  name             data layout     web rr shards redis  wk edge  sessions   sticky spofs
+        # the fields of Stage in order: number, name, data layout, web replicas, read replicas,
+        # shards, redis, workers, edge, session backend, sticky sessions, SPOFs
         Stage(1, "monolith", MONOLITH, 1, 0, 0, False, 0, False, "process", False, ("monolith",)),
         Stage(2, "separate-db", SINGLE_PRIMARY, 1, 0, 0, False, 0, False, "process", False,
               ("web", "db-primary")),
@@ -41,7 +43,8 @@ STAGES: dict[int, Stage] = {
               ("db-primary",)),
         Stage(4, "cached", SINGLE_PRIMARY, 3, 2, 0, True, 0, False, "redis", False,
               ("db-primary", "redis")),
-        # Stage 5: no single component stops reads; each shard's primary still takes its users' writes.
+        # Stage 5: no single component stops reads; each shard's primary still takes its users'
+        # writes.
         Stage(5, "sharded", SHARDED, 3, 1, 2, True, 2, True, "redis", False,
               ("db-shard-{i}-primary",)),
     )
@@ -68,7 +71,8 @@ DEFAULT_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
 
 @dataclass(frozen=True)
 class Plan:
-    """One stage with the user's overrides applied: everything a builder needs, nothing it must look up."""
+    """One stage with the user's overrides applied: everything a builder needs, nothing it must
+    look up."""
 
     stage: Stage
     web_replicas: int
@@ -79,6 +83,7 @@ class Plan:
     storage: str
     images: Mapping[str, str]
     resources: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
+    front_door_node_port: int | None = None  # also serve the front door on this node port
 
     @property
     def number(self) -> int:
@@ -138,6 +143,7 @@ def resolve(spec: Mapping[str, Any], default_images: Mapping[str, str] | None = 
         storage=str(database.get("storage", DEFAULT_STORAGE)),
         images=images,
         resources=resources,
+        front_door_node_port=(spec.get("frontDoor") or {}).get("nodePort"),
     )
 
 

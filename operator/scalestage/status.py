@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .stages import Component, Plan, components
 
@@ -47,7 +48,7 @@ def summarize(
     previous: Mapping | None,
     now: str,
 ) -> dict[str, Any]:
-    """The whole status block. `observed` maps component name (e.g. "web") to its workload object."""
+    """The whole status block. `observed` maps component name (e.g. "web") to its workload."""
     wanted = components(plan)
     rows = [component_status(c, observed.get(c.name)) for c in wanted]
     rolling_names = [c.name for c in wanted if rolling_out(c, observed.get(c.name))]
@@ -66,7 +67,8 @@ def summarize(
                   else f"stage {plan.number} ({plan.name}) applied"),
         condition("Degraded", phase == DEGRADED,
                   "ComponentsUnavailable" if phase == DEGRADED else "AsExpected",
-                  f"below desired: {lagging}" if phase == DEGRADED else "no component below desired"),
+                  f"below desired: {lagging}" if phase == DEGRADED
+                  else "no component below desired"),
     ]
     return {
         "phase": phase,
@@ -101,6 +103,7 @@ def merge_conditions(
 
 
 def with_condition(status: Mapping, new: Mapping, now: str) -> dict[str, Any]:
-    """The status with one condition set (e.g. Progressing=False, MigrationRequired), others kept."""
+    """The status with one condition set (e.g. Progressing=False, MigrationRequired), the others
+    kept."""
     merged = merge_conditions(status.get("conditions") or [], [new], now)
     return {**status, "conditions": merged}

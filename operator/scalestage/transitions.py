@@ -8,8 +8,8 @@ the migration work will do; until then the operator refuses and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from .names import CLUSTER, COMPONENT, HOLDS_DATA
 from .stages import MONOLITH, SHARDED, SINGLE_PRIMARY, STAGES, Plan
@@ -27,7 +27,8 @@ class Layout:
     def describe(self) -> str:
         if self.kind == SHARDED:
             return f"{self.shards} shards"
-        return {MONOLITH: "the monolith pod", SINGLE_PRIMARY: "one primary"}.get(self.kind, self.kind)
+        described = {MONOLITH: "the monolith pod", SINGLE_PRIMARY: "one primary"}
+        return described.get(self.kind, self.kind)
 
 
 @dataclass(frozen=True)

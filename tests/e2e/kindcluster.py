@@ -11,18 +11,31 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import urllib3
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.fixtures.controlplane import delete_namespaces
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = "scalestage"
 CONTEXT = f"kind-{CLUSTER}"
 # built by `make images`, offline and online alike; runs python3, so it can serve and probe
 TEST_IMAGE = "scalestage/python-base:3.11"
+
+
+class KubectlError(AssertionError):
+    """kubectl exited non-zero (its output in the message)."""
+
+
+# What a poll of the cluster may meet while it settles, and so counts as "not yet": the API
+# server briefly away (a node restarting), a pod that cannot be exec'ed into yet. Anything else
+# fails the test at once. For tests.polling.wait_until(..., tolerate=TRANSIENT).
+TRANSIENT = (ApiException, urllib3.exceptions.HTTPError, OSError, KubectlError)
 
 
 def tool(name: str) -> str:
@@ -45,7 +58,7 @@ class Cluster:
         cmd = [tool("kubectl"), "--context", self.context, *args]
         done = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
-            raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+            raise KubectlError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
 
     def apply(self, *manifests: dict, namespace: str | None = None) -> None:
@@ -56,22 +69,14 @@ class Cluster:
     def exec(self, namespace: str, pod: str, *command: str, timeout: float = 60) -> str:
         return self.kubectl("exec", "-n", namespace, pod, "--", *command, timeout=timeout)
 
+    def create_namespace(self, name: str) -> str:
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        return name
+
+    def delete_namespace(self, name: str, timeout: float = 300) -> None:
+        """Delete it and wait until it is gone: its pods, volumes and ScaleStages went too."""
+        delete_namespaces(self.core, name, timeout=timeout)
+
     def worker_nodes(self) -> list[str]:
         nodes = self.core.list_node(label_selector="!node-role.kubernetes.io/control-plane")
         return sorted(n.metadata.name for n in nodes.items)
-
-
-def wait_for(what: str, check, timeout: float = 120, interval: float = 1.0):
-    """Poll check() until it returns something truthy; fail with `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # the API may be briefly unavailable (node restarts)
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")

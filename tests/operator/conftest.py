@@ -3,11 +3,10 @@ and the operator itself running as a subprocess (`kopf run`), as it runs in a cl
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -15,25 +14,22 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError
+
+from scalestage import apply
+from scalestage.names import GROUP, Names
+from tests.fixtures.controlplane import delete_namespaces, die_with
+from tests.fixtures.processes import processes_mentioning
+from tests.operator.expected_children import INSTANCE
+from tests.polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "charts" / "scalestage-operator" / "crds" / "scalestages.scalestage.dev.yaml"
-GROUP, VERSION, PLURAL = "scalestage.dev", "v1alpha1", "scalestages"
 RESYNC_SECONDS = 2  # the operator's drift-check period in these tests
+HANDLERS = "scalestage.handlers"  # the module `kopf run` loads: in every operator's command line
 
 # `control_plane` comes from tests/fixtures/controlplane.py (registered in tests/conftest.py).
-
-
-def wait_until(condition, timeout=30.0, interval=0.25, message="condition"):
-    """Poll `condition()` until it returns something truthy; return that value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
 
 
 @pytest.fixture(scope="session")
@@ -54,36 +50,33 @@ def crd(api):
         return any(c.type == "Established" and c.status == "True"
                    for c in (got.status.conditions or []))
 
-    wait_until(established, message="CRD Established")
+    wait_until(established, what="CRD Established")
     # Discovery of the new group can lag Established by a moment.
-    wait_until(lambda: _served(api), message="scalestages served")
+    custom = client.CustomObjectsApi(api)
+    wait_until(lambda: custom.list_cluster_custom_object(GROUP, apply.VERSION, apply.PLURAL),
+               what="scalestages served", tolerate=(ApiException,))
     return manifest
-
-
-def _served(api):
-    try:
-        client.CustomObjectsApi(api).list_cluster_custom_object(GROUP, VERSION, PLURAL)
-        return True
-    except ApiException:
-        return False
 
 
 class OperatorProcess:
     """`kopf run -m scalestage.handlers` against the test control plane; its log in a file."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path, scope: tuple[str, ...] = ("--all-namespaces",)):
+    resync_seconds = RESYNC_SECONDS
+    pids: set[int] = set()  # of every operator this session started
+
+    def __init__(self, kubeconfig: Path, log_path: Path,
+                 scope: tuple[str, ...] = ("--all-namespaces",)):
         self.log_path = log_path
         env = {**os.environ, "KUBECONFIG": str(kubeconfig),
                "SCALESTAGE_RESYNC_SECONDS": str(RESYNC_SECONDS), "PYTHONUNBUFFERED": "1"}
-        self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kopf", "run", "-m", "scalestage.handlers", "--standalone",
-             *scope, "--verbose"],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True,
-        )
-
-    resync_seconds = RESYNC_SECONDS
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "kopf", "run", "-m", HANDLERS, "--standalone", *scope,
+                 "--verbose"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True, preexec_fn=functools.partial(die_with, os.getpid()),
+            )
+        OperatorProcess.pids.add(self.process.pid)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -93,11 +86,14 @@ class OperatorProcess:
         return sum(1 for line in self.log().splitlines()
                    if f"[{namespace}/{name}]" in line and f"reconciled ({trigger})" in line)
 
-    def check_alive(self):
+    def started(self) -> bool:
+        """Watching (or already failed: then raise with its log)."""
         if self.process.poll() is not None:
-            raise RuntimeError(f"operator exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            raise RuntimeError(
+                f"operator exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+        return f"Starting the watch-stream for {apply.PLURAL}." in self.log()  # needs --verbose
 
-    def stop(self):
+    def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -105,37 +101,50 @@ class OperatorProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_operator_left_behind():
+    """After the tier (every operator fixture torn down first): no `kopf run` of ours remains."""
+    yield
+    left = [pid for pid in processes_mentioning(HANDLERS) if pid in OperatorProcess.pids]
+    assert not left, f"operator processes still running after the tier: {left}"
+
+
+def start_operator_process(kubeconfig, log_path: Path, scope=("--all-namespaces",)):
+    process = OperatorProcess(Path(kubeconfig), log_path, scope)
+    try:
+        wait_until(process.started, timeout=30, what="the operator watching")
+    except BaseException:
+        process.stop()
+        raise
+    return process
 
 
 @pytest.fixture(scope="session")
-def operator_process(control_plane, crd, tmp_path_factory):
+def operator_process(control_plane, crd, deleted_namespaces, tmp_path_factory):
     """The operator, running for the whole session and watching every namespace."""
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(Path(control_plane.kubeconfig), log_path)
+    process = start_operator_process(control_plane.kubeconfig, log_path)
+    yield process
     try:
-        wait_until(lambda: process.check_alive() or "Starting the main loop" in process.log()
-                   or "initial listing" in process.log().lower() or _watching(process),
-                   timeout=30, message="operator started")
-        yield process
+        deleted_namespaces.wait_gone()  # the finalizers on ScaleStages go with this operator
     finally:
         process.stop()
-        if os.environ.get("SCALESTAGE_KEEP_OPERATOR_LOG"):
-            print(process.log())
-
-
-def _watching(process):
-    return "scalestages" in process.log()
+    if os.environ.get("SCALESTAGE_KEEP_OPERATOR_LOG"):
+        print(process.log())
 
 
 @pytest.fixture(name="start_operator")
 def start_operator_fixture(tmp_path):
-    """start_operator(kubeconfig, *scope): another operator process, stopped after the test."""
+    """start_operator(kubeconfig, *scope): another operator process, stopped after the test.
+    Request it before `namespace`, so the namespace goes while the operator still runs (kopf's
+    finalizer on a ScaleStage needs a running operator to go)."""
     started = []
 
     def start(kubeconfig, *scope):
-        process = OperatorProcess(Path(kubeconfig), tmp_path / f"operator-{len(started)}.log",
-                                  scope or ("--all-namespaces",))
+        process = start_operator_process(kubeconfig, tmp_path / f"operator-{len(started)}.log",
+                                         scope or ("--all-namespaces",))
         started.append(process)
         return process
 
@@ -144,98 +153,105 @@ def start_operator_fixture(tmp_path):
         process.stop()
 
 
+class DeletedNamespaces:
+    """The namespaces tests have deleted, waited for together until they are gone. A namespace
+    goes seconds after its test (the namespace controller waits 5 s before it starts, and about
+    as long again when something in it had a finalizer): waiting after each test would double
+    the tier's time, so they go in the background and are waited for before the session's
+    operator stops (kopf's finalizer on a ScaleStage needs a running operator) and again at the
+    end. One that does not go fails the session, with its test's name and what holds it."""
+
+    def __init__(self, core):
+        self.core = core
+        self.names: list[str] = []
+
+    def delete(self, name: str) -> None:
+        self.core.delete_namespace(name)
+        self.names.append(name)
+
+    def wait_gone(self) -> None:
+        if self.names:
+            delete_namespaces(self.core, *self.names)
+
+
+@pytest.fixture(scope="session")
+def deleted_namespaces(api):
+    namespaces = DeletedNamespaces(client.CoreV1Api(api))
+    yield namespaces
+    namespaces.wait_gone()
+
+
 @pytest.fixture
-def namespace(api, request):
-    """A fresh namespace for one test, deleted afterwards."""
+def namespace(api, deleted_namespaces, request):
+    """A fresh namespace for one test, named after it; deleted afterwards (see
+    DeletedNamespaces for the wait until it is gone)."""
     name = f"t-{request.node.name[:30].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
     name = "".join(c for c in name if c.isalnum() or c == "-")
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": name}})
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
     yield name
-    try:
-        core.delete_namespace(name)
-    except ApiException:
-        pass
+    deleted_namespaces.delete(name)
 
 
 class Kube:
-    """The few calls the operator tests make, as plain dicts."""
+    """The few calls the operator tests make, through the kubernetes DynamicClient, as dicts."""
 
-    CHILD_KINDS = {
-        "Secret": ("", "v1", "secrets"),
-        "ConfigMap": ("", "v1", "configmaps"),
-        "Service": ("", "v1", "services"),
-        "StatefulSet": ("apps", "v1", "statefulsets"),
-        "Deployment": ("apps", "v1", "deployments"),
-        "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
-        "PersistentVolumeClaim": ("", "v1", "persistentvolumeclaims"),
-        "Pod": ("", "v1", "pods"),
-        "Event": ("", "v1", "events"),
-    }
+    KINDS = {**apply.KINDS, "PersistentVolumeClaim": "v1", "Pod": "v1", "Event": "v1",
+             apply.SCALESTAGE: apply.API_VERSION}
 
     def __init__(self, api):
-        self.api = api
-        self.custom = client.CustomObjectsApi(api)
+        self.dynamic = DynamicClient(api)
 
-    def create(self, namespace, name, spec, **kwargs):
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ScaleStage",
+    def resource(self, kind):
+        return self.dynamic.resources.get(api_version=self.KINDS[kind], kind=kind)
+
+    # the ScaleStage
+
+    def create(self, namespace, name, spec, field_validation=None):
+        body = {"apiVersion": apply.API_VERSION, "kind": apply.SCALESTAGE,
                 "metadata": {"name": name}, "spec": spec}
-        return self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body,
-                                                           **kwargs)
+        query = [("fieldValidation", field_validation)] if field_validation else []
+        return self.resource(apply.SCALESTAGE).create(
+            body=body, namespace=namespace, query_params=query).to_dict()
 
     def get(self, namespace, name):
-        return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        return self.read(apply.SCALESTAGE, namespace, name)
 
     def patch_spec(self, namespace, name, spec):
-        return self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name, {"spec": spec},
-            _content_type="application/merge-patch+json")
+        return self.merge_patch(apply.SCALESTAGE, namespace, name, {"spec": spec})
 
     def delete(self, namespace, name):
-        return self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        self.resource(apply.SCALESTAGE).delete(name=name, namespace=namespace)
 
-    def raw(self, method, path, body=None, content_type="application/json", query=None):
-        request = self.api.param_serialize(
-            method, path, query_params=query or [], body=body,
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            auth_settings=["BearerToken"])
-        response = self.api.call_api(*request)
-        response.read()
-        if not 200 <= response.status <= 299:
-            raise ApiException.from_response(
-                http_resp=response, body=response.data.decode(errors="replace"), data=None)
-        return json.loads(response.data or b"{}")
-
-    def path(self, kind, namespace, name=None):
-        group, version, plural = self.CHILD_KINDS[kind]
-        root = f"/api/{version}" if not group else f"/apis/{group}/{version}"
-        return f"{root}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
-
-    def list(self, kind, namespace, selector=None):
-        query = [("labelSelector", selector)] if selector else []
-        return self.raw("GET", self.path(kind, namespace), query=query)["items"]
+    # any kind
 
     def read(self, kind, namespace, name):
+        """The object, or None when there is none."""
         try:
-            return self.raw("GET", self.path(kind, namespace, name))
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+            return self.resource(kind).get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
 
-    def children(self, namespace, instance):
+    def list(self, kind, namespace, selector=None):
+        return self.resource(kind).get(namespace=namespace, label_selector=selector).to_dict()[
+            "items"]
+
+    def merge_patch(self, kind, namespace, name, body):
+        return self.resource(kind).patch(
+            body=body, name=name, namespace=namespace,
+            content_type="application/merge-patch+json").to_dict()
+
+    def delete_child(self, kind, namespace, name):
+        self.resource(kind).delete(name=name, namespace=namespace)
+
+    def server_side_apply(self, manifest, field_manager):
+        return self.resource(manifest["kind"]).server_side_apply(
+            body=manifest, field_manager=field_manager, force_conflicts=True).to_dict()
+
+    def children(self, namespace, instance=INSTANCE):
         """{"Kind/name"} of every object the operator manages for one instance."""
-        selector = f"app.kubernetes.io/instance={instance},app.kubernetes.io/managed-by=scalestage-operator"
+        selector = Names(instance).children_selector
         return {f"{kind}/{obj['metadata']['name']}"
-                for kind in ("Secret", "ConfigMap", "Service", "StatefulSet", "Deployment",
-                             "PodDisruptionBudget")
-                for obj in self.list(kind, namespace, selector)}
-
-
-@pytest.fixture(name="wait_until", scope="session")
-def wait_until_fixture():
-    """wait_until(condition, timeout=30, message=...): poll until condition() is truthy."""
-    return wait_until
+                for kind in apply.KINDS for obj in self.list(kind, namespace, selector)}
 
 
 @pytest.fixture(scope="session")

@@ -1,23 +1,58 @@
-"""The children a ScaleStage named `chirp` has at each stage, as `Kind/name` (shared by the
-operator-tier tests that create stages and those that move between them)."""
+"""What a ScaleStage named `chirp` runs at each stage with its default spec (the spec of
+examples/stage-N.yaml): written out by hand, the one list every tier checks the operator against
+(the operator tier for the objects and the status, the e2e tier for the pods). Never computed
+from the operator's own code, so a test against it can fail."""
 
-STAGE_2 = {"Secret/chirp-credentials", "ConfigMap/chirp-topology", "StatefulSet/chirp-db-primary",
-           "Service/chirp-db-rw", "Deployment/chirp-web", "Service/chirp-web", "Service/chirp"}
-STAGE_3 = STAGE_2 | {"StatefulSet/chirp-db-replica", "Service/chirp-db-ro",
-                     "PodDisruptionBudget/chirp-web", "PodDisruptionBudget/chirp-db-replica"}
-STAGE_4 = STAGE_3 | {"Deployment/chirp-redis", "Service/chirp-redis"}
-EXPECTED_CHILDREN = {
-    1: {"Secret/chirp-credentials", "ConfigMap/chirp-topology", "StatefulSet/chirp-monolith",
-        "Service/chirp"},
-    2: STAGE_2,
-    3: STAGE_3,
-    4: STAGE_4,
-    5: {"Secret/chirp-credentials", "ConfigMap/chirp-topology", "Deployment/chirp-web",
-        "Service/chirp-web", "Service/chirp", "PodDisruptionBudget/chirp-web",
-        "Deployment/chirp-redis", "Service/chirp-redis", "Deployment/chirp-worker",
-        "PodDisruptionBudget/chirp-worker", "ConfigMap/chirp-edge-config", "Deployment/chirp-edge",
-        "Service/chirp-edge", "PodDisruptionBudget/chirp-edge"}
-    | {f"{kind}/chirp-db-shard-{i}-{suffix}" for i in range(2)
-       for kind, suffix in (("StatefulSet", "primary"), ("StatefulSet", "replica"),
-                            ("Service", "rw"), ("Service", "ro"))},
+INSTANCE = "chirp"
+STAGE_NAMES = {1: "monolith", 2: "separate-db", 3: "load-balanced", 4: "cached", 5: "sharded"}
+
+# component: (kind, replicas); the workload is named `chirp-<component>`.
+WORKLOADS: dict[int, dict[str, tuple[str, int]]] = {
+    1: {"monolith": ("StatefulSet", 1)},
+    2: {"web": ("Deployment", 1), "db-primary": ("StatefulSet", 1)},
+    3: {"web": ("Deployment", 3), "db-primary": ("StatefulSet", 1),
+        "db-replica": ("StatefulSet", 2)},
+    4: {"web": ("Deployment", 3), "db-primary": ("StatefulSet", 1),
+        "db-replica": ("StatefulSet", 2), "redis": ("Deployment", 1)},
+    5: {"edge": ("Deployment", 2), "web": ("Deployment", 3), "worker": ("Deployment", 2),
+        "redis": ("Deployment", 1)}
+    | {f"db-shard-{i}-{role}": ("StatefulSet", 1) for i in range(2)
+       for role in ("primary", "replica")},
 }
+
+# The single points of failure the status lists (`spofs`), in its order.
+SPOFS: dict[int, list[str]] = {
+    1: ["monolith"],
+    2: ["web", "db-primary"],
+    3: ["db-primary"],
+    4: ["db-primary", "redis"],
+    5: ["db-shard-0-primary", "db-shard-1-primary"],
+}
+
+# Everything else, as `Kind/name`.
+_COMMON = {"Secret/chirp-credentials", "ConfigMap/chirp-architecture", "Service/chirp"}
+_ONE_PRIMARY = _COMMON | {"Service/chirp-db-rw", "Service/chirp-web"}
+_REPLICAS = _ONE_PRIMARY | {"Service/chirp-db-ro", "PodDisruptionBudget/chirp-web",
+                            "PodDisruptionBudget/chirp-db-replica"}
+_OTHERS: dict[int, set[str]] = {
+    1: _COMMON,
+    2: _ONE_PRIMARY,
+    3: _REPLICAS,
+    4: _REPLICAS | {"Service/chirp-redis"},
+    5: _COMMON | {"Service/chirp-web", "PodDisruptionBudget/chirp-web", "Service/chirp-redis",
+                  "PodDisruptionBudget/chirp-worker", "ConfigMap/chirp-edge-config",
+                  "Service/chirp-edge", "PodDisruptionBudget/chirp-edge"}
+    | {f"Service/chirp-db-shard-{i}-{end}" for i in range(2) for end in ("rw", "ro")},
+}
+
+# Every child the operator manages at each stage, as `Kind/name`.
+EXPECTED_CHILDREN: dict[int, set[str]] = {
+    stage: {f"{kind}/{INSTANCE}-{component}" for component, (kind, _) in workloads.items()}
+    | _OTHERS[stage]
+    for stage, workloads in WORKLOADS.items()
+}
+
+
+def replicas(stage: int) -> dict[str, int]:
+    """Component → desired replicas at this stage (what the status and the pods show)."""
+    return {component: count for component, (_, count) in WORKLOADS[stage].items()}

@@ -10,9 +10,13 @@ import pytest
 import yaml
 from kubernetes import client
 
+from tests.operator.expected_children import EXPECTED_CHILDREN
+from tests.polling import WaitTimeout, wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "scalestage-operator"
 HELM = REPO / ".tools" / "bin" / "helm"
+RELEASE = "scalestage-operator"  # every object the chart renders is named after the release
 
 helm_path = str(HELM) if HELM.exists() else shutil.which("helm")
 pytestmark = pytest.mark.skipif(not helm_path, reason="helm not built yet (make tools)")
@@ -24,13 +28,23 @@ def helm(*args, check=True):
 
 
 def render(*sets, namespace="ops"):
-    out = helm("template", "scalestage-operator", str(CHART), "--namespace", namespace,
+    out = helm("template", RELEASE, str(CHART), "--namespace", namespace,
                *[a for s in sets for a in ("--set", s)]).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
 def kinds(docs):
     return sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+
+
+def find(docs, kind, name=RELEASE):
+    """The one rendered object of this kind and name, whichever file and place it comes in."""
+    [found] = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
+def args_of(deployment):
+    return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_lint_is_clean():
@@ -44,22 +58,19 @@ def test_cluster_wide_by_default():
     assert kinds(docs) == [
         "ClusterRole/scalestage-operator", "ClusterRoleBinding/scalestage-operator",
         "Deployment/scalestage-operator", "ServiceAccount/scalestage-operator"]
-    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
-    assert "--all-namespaces" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--all-namespaces" in args_of(find(docs, "Deployment"))
 
 
 def test_one_namespace_gets_a_namespaced_role():
     docs = render("watchNamespace=ops")
     assert kinds(docs) == ["Deployment/scalestage-operator", "Role/scalestage-operator",
                            "RoleBinding/scalestage-operator", "ServiceAccount/scalestage-operator"]
-    [role] = [d for d in docs if d["kind"] == "Role"]
-    assert role["metadata"]["namespace"] == "ops"
-    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
-    assert "--namespace=ops" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert find(docs, "Role")["metadata"]["namespace"] == "ops"
+    assert "--namespace=ops" in args_of(find(docs, "Deployment"))
 
 
 def test_operator_pod_is_non_root_and_gets_default_images():
-    [deployment] = [d for d in render("defaultImages.app=example/chirp:1") if d["kind"] == "Deployment"]
+    deployment = find(render("defaultImages.app=example/chirp:1"), "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     container = pod["containers"][0]
@@ -93,14 +104,21 @@ def test_crd_is_shipped_in_crds():
 
 @pytest.mark.slow
 def test_operator_works_with_only_the_charts_namespaced_role(
-    control_plane, api, crd, kube, namespace, wait_until, start_operator, tmp_path
+    control_plane, api, crd, kube, start_operator, namespace, tmp_path
 ):
-    # The chart's ServiceAccount, Role and RoleBinding, applied as rendered.
-    for doc in render(f"watchNamespace={namespace}", namespace=namespace):
-        if doc["kind"] in ("ServiceAccount", "Role", "RoleBinding"):
-            control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
+    # The chart's ServiceAccount, Role and RoleBinding, applied as rendered; the binding grants
+    # exactly that Role to exactly that account.
+    docs = render(f"watchNamespace={namespace}", namespace=namespace)
+    account, role, binding = (find(docs, kind)
+                              for kind in ("ServiceAccount", "Role", "RoleBinding"))
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                                    "namespace": namespace}]
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": [account, role, binding]}))
     token = client.CoreV1Api(api).create_namespaced_service_account_token(
-        "scalestage-operator", namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+        account["metadata"]["name"], namespace, {"spec": {"expirationSeconds": 3600}}).status.token
     admin = yaml.safe_load(Path(control_plane.kubeconfig).read_text())
     admin["users"] = [{"name": "operator", "user": {"token": token}}]
     admin["contexts"][0]["context"]["user"] = "operator"
@@ -110,13 +128,16 @@ def test_operator_works_with_only_the_charts_namespaced_role(
     operator = start_operator(kubeconfig, f"--namespace={namespace}")
     kube.create(namespace, "chirp", {"stage": 4})
     try:
-        wait_until(lambda: len(kube.children(namespace, "chirp")) == 13, timeout=40,
-                   message="stage 4 children made by the least-privileged operator")
-    except AssertionError as error:
-        raise AssertionError(f"{error}\noperator log:\n{operator.log()[-3000:]}") from None
-    wait_until(lambda: (kube.get(namespace, "chirp").get("status") or {}).get("stage") == 4,
-               message="status written")
-    wait_until(lambda: "StageChanged" in {e["reason"] for e in kube.list("Event", namespace)},
-               message="event posted")
+        wait_until(lambda: kube.children(namespace) == EXPECTED_CHILDREN[4], timeout=40,
+                   what="stage 4 children made by the least-privileged operator")
+        wait_until(lambda: (kube.get(namespace, "chirp").get("status") or {}).get("stage") == 4,
+                   what="status written")
+        wait_until(lambda: "StageChanged" in {e["reason"] for e in kube.list("Event", namespace)},
+                   what="event posted")
+        # Deleting it takes the Role too: kopf removes its finalizer.
+        kube.delete(namespace, "chirp")
+        wait_until(lambda: kube.get(namespace, "chirp") is None, what="the ScaleStage deleted")
+    except WaitTimeout as error:
+        raise WaitTimeout(f"{error}\noperator log:\n{operator.log()[-3000:]}") from None
     # "(403)" as the client prints it: a bare "403" also matches log timestamps such as ",403]"
     assert "Forbidden" not in operator.log() and "(403)" not in operator.log()

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from tests.polling import wait_until
+
 pytestmark = pytest.mark.slow
 
 
@@ -15,13 +17,13 @@ def scalestage(control_plane, *args):
                           capture_output=True, text=True, timeout=60)
 
 
-def test_stage_then_status(operator_process, control_plane, kube, namespace, wait_until):
+def test_stage_then_status(operator_process, control_plane, kube, namespace):
     done = scalestage(control_plane, "-n", namespace, "stage", "2")
     assert done.returncode == 0, done.stderr
     assert kube.get(namespace, "chirp")["spec"] == {"stage": 2}
     assert scalestage(control_plane, "-n", namespace, "stage", "3").returncode == 0
     wait_until(lambda: (kube.get(namespace, "chirp").get("status") or {}).get("stage") == 3,
-               message="stage 3 applied")
+               what="stage 3 applied")
     shown = scalestage(control_plane, "-n", namespace, "status")
     assert shown.returncode == 0, shown.stderr
     assert "stage 3 (load-balanced)" in shown.stdout and "db-replica" in shown.stdout

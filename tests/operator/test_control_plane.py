@@ -1,15 +1,21 @@
-"""The test control plane is a real one: schema + CEL validation, controllers, garbage collection."""
+"""The test control plane is a real one: schema and CEL validation, controllers, garbage
+collection."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import time
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from tests.fixtures.controlplane import ControlPlane
+from tests.polling import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
 
 WIDGET_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -51,27 +57,6 @@ WIDGET_CRD = {
 }
 
 
-def wait_for(predicate, timeout: float = 30, interval: float = 0.25, what: str = "condition"):
-    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-@pytest.fixture
-def namespace(control_plane):
-    """A fresh namespace, deleted after the test."""
-    api = client.CoreV1Api(control_plane.api_client())
-    name = f"cp-{os.getpid()}-{time.monotonic_ns() % 10**8}"
-    api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    api.delete_namespace(name)
-
-
 def test_starts_quickly_and_reports_its_version(control_plane):
     version = client.VersionApi(control_plane.api_client()).get_code()
     print(f"control plane up in {control_plane.startup_seconds:.1f}s, {version.git_version}")
@@ -102,7 +87,8 @@ def test_crd_schema_and_cel_rule_are_enforced(control_plane, namespace):
     assert too_big.returncode != 0
     assert "should be less than or equal to 5" in too_big.stderr
 
-    cel = control_plane.kubectl("apply", "-f", "-", input=widget("cel", size=2, mirrors=2), check=False)
+    cel = control_plane.kubectl("apply", "-f", "-", input=widget("cel", size=2, mirrors=2),
+                                check=False)
     assert cel.returncode != 0
     assert "mirrors must be fewer than size" in cel.stderr
 
@@ -120,17 +106,18 @@ def test_deployment_becomes_replicaset_and_pods(control_plane, namespace):
                 selector=client.V1LabelSelector(match_labels=labels),
                 template=client.V1PodTemplateSpec(
                     metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")]),
+                    spec=client.V1PodSpec(
+                        containers=[client.V1Container(name="c", image="busybox")]),
                 ),
             ),
         ),
     )
-    replica_sets = wait_for(
+    replica_sets = wait_until(
         lambda: apps.list_namespaced_replica_set(namespace, label_selector="app=hello").items,
         what="the Deployment's ReplicaSet",
     )
     assert replica_sets[0].metadata.owner_references[0].kind == "Deployment"
-    pods = wait_for(
+    pods = wait_until(
         lambda: (items := core.list_namespaced_pod(namespace, label_selector="app=hello").items)
         and len(items) == 3 and items,
         what="3 pods from the ReplicaSet",
@@ -149,7 +136,8 @@ def test_deleting_an_owner_garbage_collects_its_dependents(control_plane, namesp
     for i in range(2):
         core.create_namespaced_config_map(
             namespace,
-            client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"dependent-{i}", owner_references=[reference])),
+            client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"dependent-{i}",
+                                                            owner_references=[reference])),
         )
     core.delete_namespaced_config_map("owner", namespace)
 
@@ -157,7 +145,7 @@ def test_deleting_an_owner_garbage_collects_its_dependents(control_plane, namesp
         names = {c.metadata.name for c in core.list_namespaced_config_map(namespace).items}
         return not names & {"dependent-0", "dependent-1"}
 
-    wait_for(dependents_gone, what="garbage collection of the dependents")
+    wait_until(dependents_gone, what="garbage collection of the dependents")
 
 
 def test_audit_log_records_write_calls(control_plane, namespace):
@@ -174,7 +162,7 @@ def test_audit_log_records_write_calls(control_plane, namespace):
             and e.get("objectRef", {}).get("name") == "audited"
         ]
 
-    events = wait_for(write_events, what="the audit event of the create")
+    events = wait_until(write_events, what="the audit event of the create")
     assert {e["verb"] for e in events} == {"create"}
 
 
@@ -188,11 +176,36 @@ def test_unknown_objects_are_refused_by_the_server(control_plane, namespace):
 
 def test_leaves_no_process_behind(tmp_path):
     """A second, short-lived control plane: after it stops, none of its processes remain."""
-    from tests.fixtures.controlplane import ControlPlane
-
     with ControlPlane(tmp_path / "cp") as plane:
         pids = [c.process.pid for c in plane.components]
         assert all(c.process.poll() is None for c in plane.components)
     for pid in pids:
-        result = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True)
-        assert result.stdout.strip() in ("",), f"process {pid} still there: {result.stdout}"
+        result = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True,
+                                text=True)
+        assert result.stdout.strip() == "", f"process {pid} still there: {result.stdout}"
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_servers_die_with_a_killed_test_process():
+    """What keeps a SIGKILLed test run from leaving its servers (and operators) behind."""
+    script = ("import functools, os, subprocess, time\n"
+              "from tests.fixtures.controlplane import die_with\n"
+              "child = subprocess.Popen(['sleep', '300'],"
+              " preexec_fn=functools.partial(die_with, os.getpid()))\n"
+              "print(child.pid, flush=True)\n"
+              "time.sleep(300)\n")
+    test_process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                    text=True, cwd=REPO)
+    server = int(test_process.stdout.readline())
+    assert running(server)
+    test_process.kill()
+    test_process.wait()
+    wait_until(lambda: not running(server), timeout=10, what="the server gone with its parent")

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+
 def said(error: ApiException) -> str:
     """What the API server told the user (kubectl prints this message)."""
     return json.loads(error.body)["message"]
@@ -26,12 +27,15 @@ BAD_SPECS = [
     ({"stage": 3, "database": {"shards": 4}}, "database.shards applies only to stage 5"),
     ({"stage": 5, "database": {"shards": 1}}, "database.shards must be between 2 and 8"),
     ({"stage": 3, "database": {"readReplicas": 0}}, "database.readReplicas must be at least 1"),
-    ({"stage": 2, "database": {"readReplicas": 2}}, "database.readReplicas needs stage 3 or higher"),
+    ({"stage": 2, "database": {"readReplicas": 2}},
+     "database.readReplicas needs stage 3 or higher"),
     ({"stage": 4, "workers": {"replicas": 2}}, "workers run only at stage 5"),
-    ({"stage": 2, "database": {"storage": "lots"}}, "database.storage must be a size such as 512Mi"),
+    ({"stage": 2, "database": {"storage": "lots"}},
+     "database.storage must be a size such as 512Mi"),
     ({"stage": 2, "database": {"storage": "5000Gi"}},
      "database.storage must be between 100Mi and 100Gi"),
-    ({"stage": 2, "database": {"storage": "1Mi"}}, "database.storage must be between 100Mi and 100Gi"),
+    ({"stage": 2, "database": {"storage": "1Mi"}},
+     "database.storage must be between 100Mi and 100Gi"),
     ({"stage": 3, "images": {"app": "not an image"}}, "must be an image reference"),
     ({"stage": 3, "web": {"resources": {"requests": {"cpu": "lots"}}}},
      "must be a Kubernetes quantity"),

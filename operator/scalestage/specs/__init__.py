@@ -6,14 +6,14 @@ whatever it finds that no builder asked for.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..names import Names
 from ..stages import Plan
-from . import edge, frontdoor, monolith, pdb, postgres, redis, secrets, topology, web, workers
+from . import architecture, edge, frontdoor, monolith, pdb, postgres, redis, secrets, web, workers
 from .common import Manifest
 
-BUILDERS = (topology, monolith, postgres, redis, web, workers, edge, frontdoor, pdb)
+BUILDERS = (architecture, monolith, postgres, redis, web, workers, edge, frontdoor, pdb)
 
 
 def build_all(plan: Plan, names: Names, credentials: Mapping[str, str]) -> list[Manifest]:

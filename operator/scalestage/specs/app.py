@@ -1,4 +1,5 @@
-"""The Chirp container and its environment, derived from the plan (docs/contracts.md is the contract)."""
+"""The Chirp container and its environment, derived from the plan (docs/contracts.md is the
+contract)."""
 
 from __future__ import annotations
 
@@ -6,29 +7,27 @@ from typing import Any
 
 from ..names import Names
 from ..stages import MONOLITH, SHARDED, Plan, db_clusters
-from . import postgres, redis, secrets, topology
-from .common import container_security, env, env_from_field, env_from_secret
+from . import architecture, common, postgres, redis, secrets
+from .common import env, env_from_field, env_from_secret
 
 APP_UID = 10001
 PORT = 8080
-# `chirp web` drains this long after SIGTERM (its default CHIRP_DRAIN_SECONDS), then gunicorn gets
-# up to 30 s for in-flight requests: the pod's grace period must cover both (docs/contracts.md).
+# Graceful stop is the platform's and gunicorn's: the kubelet runs the preStop sleep first, while
+# the endpoints controller takes the pod out of its Services (new requests stop arriving), then
+# sends SIGTERM, on which gunicorn finishes in-flight requests for up to its graceful timeout
+# (graceful_timeout in chirp/gunicorn_conf.py). The pod's grace period covers both, plus a margin.
 DRAIN_SECONDS = 5
-TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + 30 + 5
-# `chirp migrate` starts with the database (a web pod and its primary are created together): retry
-# in the container rather than fail, or the kubelet's crash backoff delays readiness by minutes.
-MIGRATE_RETRY_SECONDS = 300
-RETRY_SCRIPT = f"""deadline=$(( $(date +%s) + {MIGRATE_RETRY_SECONDS} ))
-until chirp "$@"; do
-  [ "$(date +%s)" -lt "$deadline" ] || {{ echo "chirp $*: giving up" >&2; exit 1; }}
-  echo "chirp $*: failed (database not up yet?); retrying in 2 s" >&2
-  sleep 2
-done
-"""
+GUNICORN_GRACEFUL_SECONDS = 30
+TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + GUNICORN_GRACEFUL_SECONDS + 5
+# `chirp migrate` starts with the database (a web pod and its primary are created together): it
+# waits for it rather than fail, or the kubelet's crash backoff delays readiness by minutes.
+MIGRATE_WAIT_SECONDS = 300
+ENTRY_ARGS = {"migrate": ["migrate", "--wait", str(MIGRATE_WAIT_SECONDS)]}
 
 
 def chirp_env(plan: Plan, names: Names) -> list[dict[str, Any]]:
-    """CHIRP_* variables for web, worker and migrate containers; passwords only by Secret reference."""
+    """CHIRP_* variables for web, worker and migrate containers; passwords only by Secret
+    reference."""
     out = [
         env("CHIRP_STAGE", plan.number),
         env_from_secret("CHIRP_SECRET_KEY", names.credentials, secrets.SECRET_KEY),
@@ -54,8 +53,8 @@ def chirp_env(plan: Plan, names: Names) -> list[dict[str, Any]]:
     out += [
         # From a ConfigMap: a scale change updates the map without rolling every web pod.
         {
-            "name": "CHIRP_TOPOLOGY",
-            "valueFrom": {"configMapKeyRef": {"name": names.topology, "key": topology.KEY}},
+            "name": architecture.ENV,
+            "valueFrom": {"configMapKeyRef": {"name": names.architecture, "key": architecture.KEY}},
         },
         env_from_field("POD_NAME", "metadata.name"),
         env_from_field("NODE_NAME", "spec.nodeName"),
@@ -64,24 +63,23 @@ def chirp_env(plan: Plan, names: Names) -> list[dict[str, Any]]:
 
 
 def container(plan: Plan, names: Names, command: str) -> dict[str, Any]:
-    """A Chirp container running one entry point: `web`, `worker` or `migrate`."""
-    out: dict[str, Any] = {
-        "name": command,
-        "image": plan.images["app"],
-        "imagePullPolicy": "IfNotPresent",
-        "args": [command],
-        "env": chirp_env(plan, names),
-        "resources": dict(plan.resources["workers" if command == "worker" else "web"]),
-        "securityContext": container_security(),
-    }
-    if command == "migrate":
-        # sh -c SCRIPT NAME ARGS...: the args stay `migrate`, run by the retry loop as "$@"
-        out["command"] = ["sh", "-c", RETRY_SCRIPT, "chirp-retry"]
+    """A Chirp container running one entry point of the image's `chirp`: `web`, `worker` or
+    `migrate`."""
+    fields: dict[str, Any] = {}
     if command == "web":
-        out["ports"] = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
-        out["readinessProbe"] = http_probe("/readyz", period=5)
-        out["livenessProbe"] = http_probe("/healthz", period=10, failures=6)
-    return out
+        fields = {
+            "ports": {"http": PORT},
+            "readinessProbe": http_probe("/readyz", period=5),
+            "livenessProbe": http_probe("/healthz", period=10, failures=6),
+            # the kubelet's own sleep action: no shell or sleep binary needed in the image
+            "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+        }
+    return common.container(
+        command, plan.images["app"], plan.resources["workers" if command == "worker" else "web"],
+        args=ENTRY_ARGS.get(command, [command]),
+        env=chirp_env(plan, names),
+        **fields,
+    )
 
 
 def http_probe(path: str, *, period: int, failures: int = 3) -> dict[str, Any]:

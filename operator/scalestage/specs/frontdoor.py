@@ -24,5 +24,5 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
     component, port = target(plan)
     return [
         service(names, names.front_door, "front-door", names.selector(component), 80, port,
-                sticky=plan.stage.sticky_sessions)
+                sticky=plan.stage.sticky_sessions, node_port=plan.front_door_node_port)
     ]

@@ -7,10 +7,12 @@ connections and the web container finds it on localhost.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..names import HOLDS_DATA, Names
 from ..stages import MONOLITH, Plan
 from . import app, postgres
-from .common import Manifest, metadata
+from .common import Manifest, workload
 
 COMPONENT = "monolith"
 
@@ -19,43 +21,35 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
     if plan.data_layout != MONOLITH:
         return []
     labels = {HOLDS_DATA: "true"}
-    database = postgres.container(plan, names)
+    database = run_as(postgres.container(plan, names), postgres.POSTGRES_UID)
     database["restartPolicy"] = "Always"  # native sidecar
-    database["startupProbe"] = {**postgres.ready_probe(), "periodSeconds": 2, "failureThreshold": 150}
-    database["securityContext"] = {**database["securityContext"], "runAsUser": postgres.POSTGRES_UID,
-                                   "runAsGroup": postgres.POSTGRES_UID}
-    chirp = [app.container(plan, names, "migrate"), app.container(plan, names, "web")]
-    for container in chirp:
-        container["securityContext"] = {**container["securityContext"], "runAsUser": app.APP_UID,
-                                        "runAsGroup": app.APP_UID}
+    database["startupProbe"] = {**postgres.ready_probe(), "periodSeconds": 2,
+                                "failureThreshold": 150}
+    migrate, web = (run_as(app.container(plan, names, command), app.APP_UID)
+                    for command in ("migrate", "web"))
+    pod = {
+        "securityContext": {
+            "runAsNonRoot": True,
+            # The volume is Postgres's: group-writable for uid 999.
+            "fsGroup": postgres.POSTGRES_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        # the web container stops first (its preStop sleep, then gunicorn's graceful stop);
+        # Postgres, a sidecar, stops after it
+        "terminationGracePeriodSeconds": app.TERMINATION_GRACE_SECONDS,
+        "initContainers": [database, migrate],
+        "containers": [web],
+        "volumes": [postgres.socket_volume()],
+    }
     return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "StatefulSet",
-            "metadata": metadata(names, names.of(COMPONENT), COMPONENT, **labels),
-            "spec": {
-                "replicas": 1,
-                "serviceName": names.front_door,
-                "selector": {"matchLabels": names.selector(COMPONENT)},
-                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete",
-                                                         "whenScaled": "Delete"},
-                "template": {
-                    "metadata": {"labels": names.labels(COMPONENT, **labels)},
-                    "spec": {
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            # The volume is Postgres's: group-writable for uid 999.
-                            "fsGroup": postgres.POSTGRES_UID,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        # the web container drains first; Postgres (a sidecar) stops after it
-                        "terminationGracePeriodSeconds": app.TERMINATION_GRACE_SECONDS,
-                        "initContainers": [database, chirp[0]],
-                        "containers": [chirp[1]],
-                        "volumes": [postgres.socket_volume()],
-                    },
-                },
-                "volumeClaimTemplates": [postgres.volume_claim(plan, names, COMPONENT, labels)],
-            },
-        }
+        workload("StatefulSet", names, COMPONENT, 1, pod, labels=labels,
+                 serviceName=names.front_door,
+                 volume_claims=[postgres.volume_claim(plan, names, COMPONENT, labels)])
     ]
+
+
+def run_as(container: dict[str, Any], uid: int) -> dict[str, Any]:
+    """The container with its own uid and gid: the pod's two programs run as different users."""
+    container["securityContext"] = {**container["securityContext"], "runAsUser": uid,
+                                    "runAsGroup": uid}
+    return container

@@ -11,9 +11,8 @@ from typing import Any
 
 from ..names import CLUSTER, HOLDS_DATA, ROLE, Names
 from ..stages import Plan, db_clusters
-from . import secrets
-from .common import (Manifest, container_security, env, env_from_secret, metadata, pod_security,
-                     service, spread)
+from . import common, secrets
+from .common import Manifest, env, env_from_secret, pod_security, render, service, spread, workload
 
 POSTGRES_UID = 999
 PORT = 5432
@@ -24,54 +23,29 @@ DATA_MOUNT = "/var/lib/postgresql/data"
 PGDATA = f"{DATA_MOUNT}/pgdata"
 
 SERVER_FLAGS = (
-    "-c listen_addresses='*' -c wal_level=replica -c max_wal_senders=10 "
-    "-c wal_keep_size=128MB -c hot_standby=on"
+    # wal_level=logical and the worker limits: online data moves (chirp move, docs/moves.md)
+    # replicate rows into new databases, up to 3 workers per subscription on a target
+    "-c listen_addresses='*' -c wal_level=logical -c max_wal_senders=16 "
+    "-c max_replication_slots=16 -c max_logical_replication_workers=16 "
+    "-c max_worker_processes=32 -c wal_keep_size=128MB -c hot_standby=on"
 )
 
-# Runs on every start: initdb once, then (re)apply the passwords from the Secret through the local
-# socket, so the Secret stays their only source of truth; finally exec the server as PID 1.
-PRIMARY_SCRIPT = f"""set -eu
-if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  echo "postgres: initdb of a new cluster in $PGDATA"
-  pwfile="$(mktemp)"
-  printf '%s' "$POSTGRES_PASSWORD" > "$pwfile"
-  initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" -A scram-sha-256 --auth-local=trust \\
-    -E UTF8 --no-locale
-  rm -f "$pwfile"
-  printf '%s\\n' "host replication replicator all scram-sha-256" "host all all all scram-sha-256" \\
-    >> "$PGDATA/pg_hba.conf"
-fi
-pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start
-psql -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres \\
-  -v pw="$POSTGRES_PASSWORD" -v rpw="$REPLICATION_PASSWORD" -v db="$POSTGRES_DB" <<'SQL'
-ALTER ROLE CURRENT_USER PASSWORD :'pw';
-SELECT 'CREATE ROLE replicator REPLICATION LOGIN'
-  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'replicator') \\gexec
-ALTER ROLE replicator PASSWORD :'rpw';
-SELECT format('CREATE DATABASE %I', :'db')
-  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \\gexec
-SQL
-pg_ctl -D "$PGDATA" -m fast -w stop
-exec postgres -D "$PGDATA" {SERVER_FLAGS}
-"""
 
-# A replica copies the primary once (into a temporary directory, so a copy cut short is never
-# mistaken for a finished one), then streams from it; -R writes the standby settings.
-REPLICA_SCRIPT = f"""set -eu
-if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  echo "postgres: waiting for the primary at $PRIMARY_HOST"
-  until pg_isready -q -h "$PRIMARY_HOST" -p {PORT}; do sleep 2; done
-  rm -rf "$PGDATA.partial"
-  PGPASSWORD="$REPLICATION_PASSWORD" pg_basebackup -h "$PRIMARY_HOST" -p {PORT} -U replicator \\
-    -D "$PGDATA.partial" -R -X stream -c fast
-  mv "$PGDATA.partial" "$PGDATA"
-fi
-exec postgres -D "$PGDATA" {SERVER_FLAGS}
-"""
+def start_script(primary: bool) -> str:
+    """The container's `sh -c` script (templates/postgres-{primary,replica}.sh).
+
+    A primary runs on every start: initdb once, then (re)apply the passwords from the Secret through
+    the local socket, so the Secret stays their only source of truth; finally exec the server as
+    PID 1. A replica copies the primary once (into a temporary directory, so a copy cut short is
+    never mistaken for a finished one), then streams from it; -R writes the standby settings.
+    """
+    if primary:
+        return render("postgres-primary.sh", SERVER_FLAGS=SERVER_FLAGS)
+    return render("postgres-replica.sh", SERVER_FLAGS=SERVER_FLAGS, PORT=PORT)
 
 
 def build(plan: Plan, names: Names) -> list[Manifest]:
-    """Every Postgres object of the plan (none at stage 1, where the monolith holds the database)."""
+    """Every Postgres object of the plan (none at stage 1: the monolith holds the database)."""
     out: list[Manifest] = []
     for cluster in db_clusters(plan):
         out += cluster_objects(plan, names, cluster)
@@ -107,37 +81,26 @@ def statefulset(
     primary_host: str | None = None,
 ) -> Manifest:
     labels = {**role_labels, HOLDS_DATA: "true" if holds_data else "false"}
-    selector = names.selector("db", **role_labels)
-    name = names.of(component)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": metadata(names, name, "db", **labels),
-        "spec": {
-            "replicas": replicas,
-            "serviceName": names.rw(role_labels[CLUSTER]) if holds_data else names.ro(role_labels[CLUSTER]),
-            "selector": {"matchLabels": selector},
-            "podManagementPolicy": "Parallel",
-            # Replica volumes are copies: drop them with their pods. A primary's volume is the data:
-            # it goes only when the whole ScaleStage is deleted (the StatefulSet is never pruned).
-            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"},
-            "template": {
-                "metadata": {"labels": names.labels("db", **labels)},
-                "spec": {
-                    "securityContext": pod_security(POSTGRES_UID),
-                    "terminationGracePeriodSeconds": 30,
-                    # one Postgres cluster's primary and replicas apart: a lost node keeps a copy
-                    "topologySpreadConstraints": spread(
-                        names.selector("db", **{CLUSTER: role_labels[CLUSTER]})),
-                    "containers": [
-                        container(plan, names, primary_host=primary_host),
-                    ],
-                    "volumes": [socket_volume()],
-                },
-            },
-            "volumeClaimTemplates": [volume_claim(plan, names, "db", labels)],
-        },
+    cluster = role_labels[CLUSTER]
+    pod = {
+        "securityContext": pod_security(POSTGRES_UID),
+        "terminationGracePeriodSeconds": 30,
+        # one Postgres cluster's primary and replicas apart: a lost node keeps a copy
+        "topologySpreadConstraints": spread(names.selector("db", **{CLUSTER: cluster})),
+        "containers": [container(plan, names, primary_host=primary_host)],
+        "volumes": [socket_volume()],
     }
+    return workload(
+        "StatefulSet", names, "db", replicas, pod,
+        name=names.of(component),
+        labels=labels,
+        selector=names.selector("db", **role_labels),
+        serviceName=names.rw(cluster) if holds_data else names.ro(cluster),
+        podManagementPolicy="Parallel",
+        # Replica volumes are copies: drop them with their pods. A primary's volume is the data:
+        # it goes only when the whole ScaleStage is deleted (the StatefulSet is never pruned).
+        volume_claims=[volume_claim(plan, names, "db", labels)],
+    )
 
 
 def container(plan: Plan, names: Names, *, primary_host: str | None = None) -> dict[str, Any]:
@@ -151,21 +114,14 @@ def container(plan: Plan, names: Names, *, primary_host: str | None = None) -> d
     ]
     if primary_host:
         variables.append(env("PRIMARY_HOST", primary_host))
-    return {
-        "name": "postgres",
-        "image": plan.images["postgres"],
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["sh", "-c", REPLICA_SCRIPT if primary_host else PRIMARY_SCRIPT],
-        "env": variables,
-        "ports": [{"name": "postgres", "containerPort": PORT, "protocol": "TCP"}],
-        "readinessProbe": ready_probe(),
-        "resources": dict(plan.resources["database"]),
-        "securityContext": container_security(),
-        "volumeMounts": [
-            {"name": "data", "mountPath": DATA_MOUNT},
-            {"name": "socket", "mountPath": "/var/run/postgresql"},
-        ],
-    }
+    return common.container(
+        "postgres", plan.images["postgres"], plan.resources["database"],
+        command=["sh", "-c", start_script(primary=not primary_host)],
+        env=variables,
+        ports={"postgres": PORT},
+        readinessProbe=ready_probe(),
+        mounts={"data": DATA_MOUNT, "socket": "/var/run/postgresql"},
+    )
 
 
 def ready_probe() -> dict[str, Any]:

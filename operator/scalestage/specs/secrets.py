@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import secrets as random
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from ..names import Names
 from ..stages import Plan

@@ -6,10 +6,10 @@ affinity); from stage 4 sessions live in Redis and the affinity goes.
 
 from __future__ import annotations
 
-from ..stages import MONOLITH, Plan
 from ..names import Names
+from ..stages import MONOLITH, Plan
 from . import app
-from .common import Manifest, metadata, pod_security, service, spread
+from .common import Manifest, pod_security, service, spread, workload
 
 COMPONENT = "web"
 PORT = 80
@@ -18,32 +18,20 @@ PORT = 80
 def build(plan: Plan, names: Names) -> list[Manifest]:
     if plan.data_layout == MONOLITH:
         return []
-    name = names.of(COMPONENT)
-    selector = names.selector(COMPONENT)
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(names, name, COMPONENT),
-        "spec": {
-            "replicas": plan.web_replicas,
-            "selector": {"matchLabels": selector},
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": {"labels": names.labels(COMPONENT)},
-                "spec": {
-                    "securityContext": pod_security(app.APP_UID),
-                    "terminationGracePeriodSeconds": app.TERMINATION_GRACE_SECONDS,
-                    "topologySpreadConstraints": spread(selector),
-                    # `chirp migrate` is safe to run from several pods at once (contract).
-                    "initContainers": [app.container(plan, names, "migrate")],
-                    "containers": [app.container(plan, names, "web")],
-                },
-            },
-        },
+    pod = {
+        "securityContext": pod_security(app.APP_UID),
+        "terminationGracePeriodSeconds": app.TERMINATION_GRACE_SECONDS,
+        "topologySpreadConstraints": spread(names.selector(COMPONENT)),
+        # `chirp migrate` is safe to run from several pods at once (contract).
+        "initContainers": [app.container(plan, names, "migrate")],
+        "containers": [app.container(plan, names, "web")],
     }
+    deployment = workload(
+        "Deployment", names, COMPONENT, plan.web_replicas, pod,
+        strategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+    )
     return [
         deployment,
-        service(names, name, COMPONENT, selector, PORT, app.PORT,
+        service(names, names.of(COMPONENT), COMPONENT, names.selector(COMPONENT), PORT, app.PORT,
                 sticky=plan.stage.sticky_sessions),
     ]

@@ -1,11 +1,15 @@
 """The applier's pure decisions: what to apply (nothing when unchanged), what to prune."""
 
 import copy
+import json
+
+from kubernetes.client.exceptions import ApiException
 
 from scalestage import apply
 from scalestage.names import APPLIED_HASH, HOLDS_DATA
 
-OWNER = {"metadata": {"name": "chirp", "namespace": "demo", "uid": "u-1"}}
+OWNER = {"apiVersion": "scalestage.dev/v1alpha1", "kind": "ScaleStage",
+         "metadata": {"name": "chirp", "namespace": "demo", "uid": "u-1"}}
 
 
 def deployment(replicas=3, **labels):
@@ -32,7 +36,8 @@ def test_owned_adds_namespace_owner_and_hash_without_touching_the_input():
     out = apply.owned(original, OWNER)
     assert out["metadata"]["namespace"] == "demo"
     [ref] = out["metadata"]["ownerReferences"]
-    assert (ref["kind"], ref["uid"], ref["controller"]) == ("ScaleStage", "u-1", True)
+    assert ref == {"apiVersion": "scalestage.dev/v1alpha1", "kind": "ScaleStage", "name": "chirp",
+                   "uid": "u-1", "controller": True, "blockOwnerDeletion": True}
     assert out["metadata"]["annotations"][APPLIED_HASH]
     assert "ownerReferences" not in original["metadata"]
 
@@ -95,11 +100,6 @@ def test_ownership_check():
     assert not apply.is_owned_by({"metadata": {}}, "u-1")
 
 
-def test_paths():
-    assert apply.KINDS["Service"].path("ns", "a") == "/api/v1/namespaces/ns/services/a"
-    assert apply.KINDS["StatefulSet"].path("ns") == "/apis/apps/v1/namespaces/ns/statefulsets"
-
-
 def test_owner_of_names_the_controlling_scalestage():
     ref = {"apiVersion": "scalestage.dev/v1alpha1", "kind": "ScaleStage", "name": "chirp",
            "uid": "u1", "controller": True}
@@ -111,15 +111,14 @@ def test_owner_of_names_the_controlling_scalestage():
 
 
 def test_namespace_terminating_is_told_apart_from_rbac_refusals():
-    from kubernetes.client.exceptions import ApiException
-
     def refused(message):
         error = ApiException(status=403, reason="Forbidden")
-        error.body = '{"message": "%s", "reason": "Forbidden"}' % message
+        error.body = json.dumps({"message": message, "reason": "Forbidden"})
         return error
+
     assert apply.namespace_terminating(refused(
-        'secrets \\"chirp-credentials\\" is forbidden: unable to create new content in namespace '
+        'secrets "chirp-credentials" is forbidden: unable to create new content in namespace '
         'demo because it is being terminated'))
     assert not apply.namespace_terminating(refused(
-        'secrets is forbidden: User \\"system:serviceaccount:x:y\\" cannot create resource'))
+        'secrets is forbidden: User "system:serviceaccount:x:y" cannot create resource'))
     assert not apply.namespace_terminating(ApiException(status=404, reason="Not Found"))

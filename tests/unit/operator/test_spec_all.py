@@ -25,13 +25,14 @@ def pods(manifests):
 
 
 EXPECTED = {
-    1: {"Secret/chirp-credentials", "ConfigMap/chirp-topology", "StatefulSet/chirp-monolith",
+    1: {"Secret/chirp-credentials", "ConfigMap/chirp-architecture", "StatefulSet/chirp-monolith",
         "Service/chirp"},
-    2: {"Secret/chirp-credentials", "ConfigMap/chirp-topology", "StatefulSet/chirp-db-primary",
+    2: {"Secret/chirp-credentials", "ConfigMap/chirp-architecture", "StatefulSet/chirp-db-primary",
         "Service/chirp-db-rw", "Deployment/chirp-web", "Service/chirp-web", "Service/chirp"},
 }
 EXPECTED[3] = EXPECTED[2] | {"StatefulSet/chirp-db-replica", "Service/chirp-db-ro",
-                             "PodDisruptionBudget/chirp-web", "PodDisruptionBudget/chirp-db-replica"}
+                             "PodDisruptionBudget/chirp-web",
+                             "PodDisruptionBudget/chirp-db-replica"}
 EXPECTED[4] = EXPECTED[3] | {"Deployment/chirp-redis", "Service/chirp-redis"}
 EXPECTED[5] = (EXPECTED[4] - {"StatefulSet/chirp-db-primary", "Service/chirp-db-rw",
                               "StatefulSet/chirp-db-replica", "Service/chirp-db-ro",

@@ -1,13 +1,11 @@
 """Chirp's environment per stage: exactly the variables docs/contracts.md lists for that stage."""
 
-import json
-
 import pytest
 
-from scalestage.specs import app, topology
+from scalestage.specs import app
 
 ALWAYS = {"CHIRP_STAGE", "CHIRP_SECRET_KEY", "PGPASSWORD", "CHIRP_SESSION_BACKEND",
-          "CHIRP_TOPOLOGY", "POD_NAME", "NODE_NAME"}
+          "CHIRP_ARCHITECTURE", "POD_NAME", "NODE_NAME"}
 
 
 @pytest.mark.parametrize(
@@ -17,7 +15,8 @@ ALWAYS = {"CHIRP_STAGE", "CHIRP_SECRET_KEY", "PGPASSWORD", "CHIRP_SESSION_BACKEN
         (2, {"CHIRP_DATABASE_URL"}),
         (3, {"CHIRP_DATABASE_URL", "CHIRP_REPLICA_URLS"}),
         (4, {"CHIRP_DATABASE_URL", "CHIRP_REPLICA_URLS", "CHIRP_REDIS_URL"}),
-        (5, {"CHIRP_SHARD_URLS", "CHIRP_SHARD_REPLICA_URLS", "CHIRP_REDIS_URL", "CHIRP_BROKER_URL"}),
+        (5, {"CHIRP_SHARD_URLS", "CHIRP_SHARD_REPLICA_URLS", "CHIRP_REDIS_URL",
+             "CHIRP_BROKER_URL"}),
     ],
 )
 def test_variables_per_stage(plan, names, stage, extra):
@@ -59,12 +58,17 @@ def test_stage_5_without_replicas_has_no_replica_urls(plan, names):
     assert "CHIRP_SHARD_REPLICA_URLS" not in env(plan, names, 5, database={"readReplicas": 0})
 
 
-def test_secrets_and_topology_by_reference(plan, names):
+def test_secrets_and_architecture_by_reference(plan, names):
     e = env(plan, names, 4)
     assert e["PGPASSWORD"] == {"secretKeyRef": {"name": "chirp-credentials", "key": "password"}}
     assert e["CHIRP_SECRET_KEY"]["secretKeyRef"]["key"] == "secret-key"
-    assert e["CHIRP_TOPOLOGY"]["configMapKeyRef"] == {"name": "chirp-topology",
-                                                      "key": topology.KEY}
+    assert e["CHIRP_ARCHITECTURE"]["configMapKeyRef"] == {"name": "chirp-architecture",
+                                                          "key": "architecture.json"}
+
+
+def test_no_drain_variable_the_platform_drains(plan, names):
+    for stage in range(1, 6):
+        assert "CHIRP_DRAIN_SECONDS" not in env(plan, names, stage)
 
 
 def test_web_container_has_probes_and_port(plan, names):
@@ -75,22 +79,22 @@ def test_web_container_has_probes_and_port(plan, names):
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
-def test_worker_and_migrate_have_no_ports(plan, names):
+def test_web_stops_with_a_prestop_sleep_then_sigterm(plan, names):
+    c = app.container(plan(3), names, "web")
+    assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": app.DRAIN_SECONDS}}}
+    # SIGTERM comes after the sleep; gunicorn then finishes in-flight requests
+    assert app.TERMINATION_GRACE_SECONDS > app.DRAIN_SECONDS + app.GUNICORN_GRACEFUL_SECONDS
+
+
+def test_worker_and_migrate_have_no_ports_and_no_prestop(plan, names):
     for command in ("worker", "migrate"):
         c = app.container(plan(5), names, command)
-        assert c["args"] == [command] and "ports" not in c and "readinessProbe" not in c
+        assert c["args"][0] == command
+        assert not {"ports", "readinessProbe", "lifecycle"} & set(c)
 
 
-def test_migrate_retries_until_the_database_answers(plan, names):
+def test_migrate_waits_for_the_database_itself(plan, names):
     c = app.container(plan(2), names, "migrate")
-    assert c["command"][:2] == ["sh", "-c"] and c["args"] == ["migrate"]
-    assert 'until chirp "$@"' in c["command"][2]
-    assert "command" not in app.container(plan(2), names, "web")  # the image's entry point
-
-
-def test_topology_document_matches_the_contract(plan):
-    doc = topology.document(plan(3))
-    assert doc["stage"] == 3 and doc["stageName"] == "load-balanced"
-    assert {"name": "web", "kind": "Deployment", "replicas": 3} in doc["components"]
-    assert doc["spofs"] == ["db-primary"]
-    json.dumps(doc)
+    assert c["args"] == ["migrate", "--wait", "300"]
+    for command in ("web", "worker", "migrate"):  # all run the image's entry point, `chirp`
+        assert "command" not in app.container(plan(5), names, command)

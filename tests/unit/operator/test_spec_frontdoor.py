@@ -18,3 +18,12 @@ def test_points_at_the_user_facing_component(plan, names, stage, component, port
     assert svc["spec"]["ports"][0] == {"name": "main", "port": 80, "targetPort": port,
                                        "protocol": "TCP"}
     assert svc["spec"]["sessionAffinity"] == affinity
+    assert svc["spec"]["type"] == "ClusterIP"  # explicit, so removing a node port switches it off
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3, 4, 5])
+def test_a_node_port_opens_the_front_door_on_every_node(plan, names, stage):
+    [svc] = frontdoor.build(plan(stage, frontDoor={"nodePort": 30080}), names)
+    assert svc["spec"]["type"] == "NodePort"
+    assert svc["spec"]["ports"][0]["nodePort"] == 30080
+    assert svc["spec"]["ports"][0]["port"] == 80

@@ -24,7 +24,7 @@ def test_postgres_is_a_native_sidecar_started_before_migrate(plan, names):
     database, migrate = pod["initContainers"]
     assert database["name"] == "postgres" and database["restartPolicy"] == "Always"
     assert "startupProbe" in database
-    assert migrate["args"] == ["migrate"]
+    assert migrate["args"][0] == "migrate"
     assert [c["args"] for c in pod["containers"]] == [["web"]]
 
 
@@ -34,6 +34,15 @@ def test_containers_run_non_root_with_their_own_uids(plan, names):
     uids = {c["name"]: c["securityContext"]["runAsUser"]
             for c in pod["initContainers"] + pod["containers"]}
     assert uids["postgres"] == 999 and uids["web"] != 0 and uids["migrate"] != 0
+
+
+def test_web_drains_like_the_web_tier(plan, names):
+    pod = monolith.build(plan(1), names)[0]["spec"]["template"]["spec"]
+    [web] = pod["containers"]
+    sleep = web["lifecycle"]["preStop"]["sleep"]["seconds"]
+    # the sleep, then gunicorn's 30 s graceful stop; Postgres (a sidecar) stops after the web
+    assert pod["terminationGracePeriodSeconds"] > sleep + 30
+    assert all("lifecycle" not in c for c in pod["initContainers"])
 
 
 def test_app_uses_localhost(plan, names, env_of):

@@ -5,7 +5,8 @@ from scalestage.specs import postgres
 
 
 def objects(plan, names, stage, **overrides):
-    return {(m["kind"], m["metadata"]["name"]): m for m in postgres.build(plan(stage, **overrides), names)}
+    built = postgres.build(plan(stage, **overrides), names)
+    return {(m["kind"], m["metadata"]["name"]): m for m in built}
 
 
 def test_no_postgres_objects_at_stage_1(plan, names):
@@ -96,7 +97,8 @@ def test_storage_override_reaches_the_volume_claims(plan, names):
 
 
 def test_image_override(plan, names):
-    sts = objects(plan, names, 2, images={"postgres": "postgres:15"})["StatefulSet", "chirp-db-primary"]
+    objs = objects(plan, names, 2, images={"postgres": "postgres:15"})
+    sts = objs["StatefulSet", "chirp-db-primary"]
     assert sts["spec"]["template"]["spec"]["containers"][0]["image"] == "postgres:15"
 
 

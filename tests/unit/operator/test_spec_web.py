@@ -20,7 +20,8 @@ def test_replicas_override(plan, names):
     assert deployment["spec"]["replicas"] == 7
 
 
-@pytest.mark.parametrize("stage, affinity", [(2, "None"), (3, "ClientIP"), (4, "None"), (5, "None")])
+@pytest.mark.parametrize("stage, affinity",
+                         [(2, "None"), (3, "ClientIP"), (4, "None"), (5, "None")])
 def test_client_ip_affinity_only_while_sessions_live_in_the_process(plan, names, stage, affinity):
     _, svc = web.build(plan(stage), names)
     assert svc["spec"]["sessionAffinity"] == affinity
@@ -36,14 +37,17 @@ def test_service_targets_the_web_port(plan, names):
 def test_migrates_before_serving(plan, names):
     deployment, _ = web.build(plan(2), names)
     pod = deployment["spec"]["template"]["spec"]
-    assert [c["args"] for c in pod["initContainers"]] == [["migrate"]]
+    assert [c["args"][0] for c in pod["initContainers"]] == ["migrate"]
     assert [c["args"] for c in pod["containers"]] == [["web"]]
 
 
-def test_grace_period_covers_the_drain_and_graceful_stop(plan, names):
+def test_grace_period_covers_the_prestop_sleep_and_graceful_stop(plan, names):
     deployment, _ = web.build(plan(3), names)
-    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert grace >= app.DRAIN_SECONDS + 30
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert sleep == app.DRAIN_SECONDS > 0
+    assert pod["terminationGracePeriodSeconds"] > sleep + 30  # gunicorn's graceful timeout
 
 
 def test_web_pods_spread_over_nodes(plan, names):

@@ -24,8 +24,9 @@ def test_moves_data(current, desired, moves):
     assert transitions.moves_data(current, desired) is moves
 
 
-@pytest.mark.parametrize("stage, layout", [(1, Layout("monolith")), (2, Layout("single-primary")),
-                                           (4, Layout("single-primary")), (5, Layout("sharded", 2))])
+@pytest.mark.parametrize("stage, layout", [
+    (1, Layout("monolith")), (2, Layout("single-primary")), (4, Layout("single-primary")),
+    (5, Layout("sharded", 2))])
 def test_observed_layout_from_data_holders(stage, layout):
     assert transitions.observed_layout(observed_at(stage)) == layout
 

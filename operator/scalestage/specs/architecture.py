@@ -1,4 +1,5 @@
-"""The topology ConfigMap: what the architecture page draws (CHIRP_TOPOLOGY in docs/contracts.md)."""
+"""The architecture ConfigMap: what Chirp's architecture page draws (CHIRP_ARCHITECTURE in
+docs/contracts.md), derived from the resolved plan only."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from ..names import Names
 from ..stages import Plan, components
 from .common import Manifest, metadata
 
-KEY = "topology.json"
+COMPONENT = "architecture"
+KEY = "architecture.json"
+ENV = "CHIRP_ARCHITECTURE"  # every Chirp container reads the document from this variable
 
 
 def document(plan: Plan) -> dict:
@@ -27,7 +30,8 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": metadata(names, names.topology, "topology"),
+            "metadata": metadata(names, names.architecture, COMPONENT),
+            # compact and key-sorted: the same plan gives the same bytes (no write at idle)
             "data": {KEY: json.dumps(document(plan), sort_keys=True, separators=(",", ":"))},
         }
     ]
