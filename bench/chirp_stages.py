@@ -4,8 +4,9 @@ replicas, Redis, `chirp web` under gunicorn), with the test fixtures used as a l
 Workload: 1,000 users, each following 20 others picked by popularity, 10 posts each. Readers are
 drawn from a Zipf(1.1) distribution over users; 2 % of operations are new posts by Zipf-drawn
 authors (they invalidate caches and trigger read-your-writes). Every user is logged in beforehand.
-For each stage: a warm-up (stage 4: WARMUP operations, for a warm cache), then MEASURED timeline reads, counted through the
-app's own chirp_db_queries_total (by route) and timed end to end over HTTP with 4 client threads.
+For each stage: a warm-up (stage 4: WARMUP operations, for a warm cache), then MEASURED timeline
+reads, counted through the app's own chirp_db_queries_total (by route) and timed end to end over
+HTTP with 4 client threads.
 
 Prints:
   - database read queries per 1,000 timeline reads, stage 2 vs stage 4 (goal: stage 4 <= 20 %)
@@ -167,7 +168,7 @@ class Load:
 def start_web(env: dict, log_dir: str, name: str):
     port = processes.free_port()
     full = dict(os.environ, **env, PORT=str(port), POD_NAME=f"bench-{name}",
-                CHIRP_SECRET_KEY="bench-secret-key-0123456789", CHIRP_DRAIN_SECONDS="0")
+                CHIRP_SECRET_KEY="bench-secret-key-0123456789")
     proc = processes.spawn([sys.executable, "-m", "chirp.cli", "web"],
                            os.path.join(log_dir, f"{name}.log"), env=full)
     base = f"http://127.0.0.1:{port}"
@@ -212,9 +213,9 @@ def main() -> None:
             t0 = time.perf_counter()
             names = seed(cluster.primary.url(db))
             cluster.wait_replicated()
-            print(f"seeded {USERS} users, {USERS * FOLLOWS_EACH} follows, {USERS * POSTS_EACH} posts"
-                  f" in {time.perf_counter() - t0:.1f}s; warm-up {WARMUP} reads, measured {MEASURED}",
-                  flush=True)
+            print(f"seeded {USERS} users, {USERS * FOLLOWS_EACH} follows, {USERS * POSTS_EACH}"
+                  f" posts in {time.perf_counter() - t0:.1f}s; warm-up {WARMUP} reads,"
+                  f" measured {MEASURED}", flush=True)
             primary = cluster.primary.url(db)
             replicas = ",".join(r.url(db) for r in cluster.replicas)
             stages = {
@@ -231,7 +232,8 @@ def main() -> None:
                 results[stage] = measure_stage(f"stage{stage}", env, names, log_dir, warmup)
                 r = results[stage]
                 print(f"  stage {stage}: {r['per_1000']:.0f} DB reads / 1000 timeline reads"
-                      f" (cold cache: {r['cold_per_1000']:.0f}), {r['reads'] / r['seconds']:.0f} req/s,"
+                      f" (cold cache: {r['cold_per_1000']:.0f}),"
+                      f" {r['reads'] / r['seconds']:.0f} req/s,"
                       f" routes {({k: int(v) for k, v in r['routes'].items() if v})}", flush=True)
         finally:
             redis_server.stop()

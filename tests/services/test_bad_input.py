@@ -3,7 +3,7 @@
 import pytest
 
 from chirp.cursor import encode_cursor
-from tests.services.conftest import config_for, post, signup, stage_env
+from tests.services.conftest import config_for, form_token, post, signup, stage_env
 
 
 @pytest.fixture
@@ -24,7 +24,8 @@ def client(migrated_db, make_app):
     ("get", "/api/users/nobody_here_at_all", {}, 404, "no user named 'nobody_here_at_all'"),
     ("get", "/api/users/Bad%20Name!", {}, 404, "no user named"),
     ("post", "/api/users/nobody_here_at_all/follow", {}, 404, "no user named"),
-    ("get", "/api/timeline?cursor=bm90LWEtY3Vyc29y", {}, 400, "cursor was not issued by this server"),
+    ("get", "/api/timeline?cursor=bm90LWEtY3Vyc29y", {}, 400,
+     "cursor was not issued by this server"),
     ("get", "/api/timeline?cursor=%%%", {}, 400, "cursor"),
     ("get", "/api/public?limit=1000", {}, 400, "limit must be an integer 1-100"),
     ("get", "/api/public?limit=ten", {}, 400, "limit must be an integer 1-100"),
@@ -38,7 +39,8 @@ def client(migrated_db, make_app):
     ("post", "/api/posts", {"data": "x" * 70_000, "content_type": "application/json"}, 413,
      "request body is too large"),
 ])
-def test_bad_requests_answer_4xx_with_a_clear_message(client, method, path, kwargs, status, message):
+def test_bad_requests_answer_4xx_with_a_clear_message(client, method, path, kwargs, status,
+                                                      message):
     response = getattr(client, method)(path, **kwargs)
     assert response.status_code == status, response.get_data(as_text=True)
     assert message in response.get_json()["error"]
@@ -68,8 +70,10 @@ def test_a_cursor_past_the_end_is_an_empty_page_not_an_error(client):
 
 
 def test_html_forms_show_errors_as_4xx(client):
-    response = client.post("/post", data={"body": "y" * 300})
+    token = form_token(client, "/")
+    response = client.post("/post", data={"body": "y" * 300, "csrf_token": token})
     assert response.status_code == 400 and "limit is 280" in response.get_data(as_text=True)
-    response = client.post("/login", data={"username": "x", "password": "whatever!"})
+    response = client.post("/login", data={"username": "x", "password": "whatever!",
+                                           "csrf_token": token})
     assert response.status_code == 400 and "username must be" in response.get_data(as_text=True)
     assert client.get("/u/nobody_at_all").status_code == 404

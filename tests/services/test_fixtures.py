@@ -4,6 +4,7 @@ nothing is left running afterwards, even when the test using them fails."""
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -72,10 +73,10 @@ def test_fixtures_clean_up_after_a_failing_test(tmp_path):
                 out.write(postgres_cluster.base_dir + "\\n" + redis_server.base_dir)
             assert False, "deliberate failure"
     """))
+    root = str(Path(__file__).resolve().parents[2])
     (tmp_path / "conftest.py").write_text(
-        "import sys\nsys.path.insert(0, %r)\n"
-        "pytest_plugins = ['tests.fixtures.postgres', 'tests.fixtures.redis']\n"
-        % str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+        f"import sys\nsys.path.insert(0, {root!r})\n"
+        "pytest_plugins = ['tests.fixtures.postgres', 'tests.fixtures.redis']\n")
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              "--rootdir", str(tmp_path), str(tmp_path / "test_fails.py")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=180)

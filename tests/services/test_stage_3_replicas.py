@@ -8,7 +8,16 @@ import psycopg
 import pytest
 
 from tests.fixtures.processes import free_port
-from tests.services.conftest import bodies, config_for, post, signup, stage_env
+from tests.polling import wait_until
+from tests.services.conftest import (
+    bodies,
+    config_for,
+    post,
+    replicas_holding_writes_until,
+    signup,
+    stage_env,
+    usable_replicas,
+)
 
 TUNED = dict(replica_check_seconds=0.1, max_replica_lag_seconds=1.0)
 
@@ -52,10 +61,13 @@ def test_read_your_writes_against_real_replicas(migrated_db, make_app, postgres_
     client = live.test_client()
     signup(client)
     post(client, "replicated post")
-    postgres_cluster.wait_replicated()
-    time.sleep(0.3)
-    later = client.get("/api/timeline")
-    assert later.headers["X-Chirp-DB"].startswith("replica-")
+
+    def read_by_a_replica():
+        response = client.get("/api/timeline")
+        return response if response.headers["X-Chirp-DB"].startswith("replica-") else None
+
+    later = wait_until(read_by_a_replica, what="a health check to prove a replica holds the "
+                                               "write, so that a replica serves the writer")
     assert bodies(later) == ["replicated post"]
 
 
@@ -68,7 +80,11 @@ def test_lagging_replica_is_skipped(app, postgres_cluster, migrated_db):
             signup(writer)
             for i in range(3):
                 post(writer, f"replica 1 will not see this {i}")
-            time.sleep(1.5)  # beyond max_replica_lag_seconds
+            posted_at = time.time()
+            wait_until(lambda: usable_replicas(app) == [1],
+                       what="replica 1 to fall behind beyond max_replica_lag_seconds")
+            wait_until(lambda: replicas_holding_writes_until(app, posted_at) == [1],
+                       what="replica 2 to be proven to hold the posts")
             seen = routes(app.test_client(), "/api/public")
             assert set(seen) == {"replica-2"}, seen
             fresh = app.test_client().get("/api/public")
@@ -76,18 +92,19 @@ def test_lagging_replica_is_skipped(app, postgres_cluster, migrated_db):
         finally:
             conn.execute("SELECT pg_wal_replay_resume()")
     postgres_cluster.wait_replicated()
-    time.sleep(0.3)
-    assert "replica-1" in routes(app.test_client(), "/api/public")
+    wait_until(lambda: "replica-1" in routes(app.test_client(), "/api/public"),
+               what="replica 1 to be used again once it caught up")
 
 
 def test_dead_replica_is_skipped_and_none_left_means_primary(migrated_db, make_app):
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/{migrated_db.name}"
-    env = stage_env(3, database=migrated_db.primary_url, replicas=(dead, migrated_db.replica_urls[1]))
+    env = stage_env(3, database=migrated_db.primary_url,
+                    replicas=(dead, migrated_db.replica_urls[1]))
     app = make_app(config_for(env, **TUNED))
     assert set(routes(app.test_client(), "/api/public")) == {"replica-2"}
 
-    only_dead = make_app(config_for(stage_env(3, database=migrated_db.primary_url, replicas=(dead,)),
-                                    **TUNED))
+    only_dead = make_app(config_for(stage_env(3, database=migrated_db.primary_url,
+                                              replicas=(dead,)), **TUNED))
     response = only_dead.test_client().get("/api/public")
     assert response.status_code == 200 and response.headers["X-Chirp-DB"] == "primary"
 

@@ -2,12 +2,20 @@
 and a Redis that dies mid-test without the app answering 5xx."""
 
 import threading
-import time
 
 import pytest
 
 from chirp.metrics import db_query_count
-from tests.services.conftest import bodies, config_for, follow, post, signup, stage_env
+from tests.polling import wait_until
+from tests.services.conftest import (
+    bodies,
+    config_for,
+    follow,
+    post,
+    signup,
+    stage_env,
+    wait_for_a_replica_holding_the_writes,
+)
 
 TUNED = dict(replica_check_seconds=0.1, max_replica_lag_seconds=1.0)
 
@@ -63,7 +71,7 @@ def test_cache_misses_are_filled_from_replicas(app):
     writer = app.test_client()
     name = signup(writer)
     post(writer, "hello")
-    time.sleep(0.4)  # until a replica is known to hold the author's write
+    wait_for_a_replica_holding_the_writes(app)  # so the cache fill may use a replica
     response = app.test_client().get(f"/api/users/{name}")
     assert response.headers["X-Chirp-Cache"] == "miss"
     assert response.headers["X-Chirp-DB"].startswith("replica-")
@@ -78,7 +86,7 @@ def test_hot_key_stampede_reaches_the_database_once(migrated_db, redis_url, make
     author = app.test_client()
     name = signup(author)
     post(author, "going viral")
-    time.sleep(0.4)
+    wait_for_a_replica_holding_the_writes(app)
     threads_n = 16
     barrier = threading.Barrier(threads_n)
     statuses = []
@@ -133,7 +141,8 @@ def test_redis_killed_mid_test_the_app_serves_from_the_database(migrated_db, own
     assert app.test_client().get("/").status_code == 200
 
     own_redis.start()
-    time.sleep(1.1)  # the cache's down-backoff
+    cache = app.extensions["chirp"].cache
+    wait_until(cache.available, what="the cache's down-backoff to end")
     login = client.post("/api/login", json={"username": name, "password": "correct horse"})
     assert login.status_code == 200
     assert bodies(client.get("/api/timeline")) == ["survives redis"]

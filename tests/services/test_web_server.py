@@ -1,33 +1,43 @@
-"""`chirp web` for real: gunicorn serving, /healthz /readyz /metrics, a clear error on bad
-configuration, and graceful shutdown (readiness fails first, in-flight requests finish)."""
+"""`chirp web` for real: it becomes gunicorn, serves /healthz /readyz /metrics, stops with a clear
+error on bad configuration, and stops gracefully the way gunicorn does: on SIGTERM it takes no new
+connections, the request in flight completes, and the server exits 0 within its graceful timeout."""
 
 import signal
+import socket
 import threading
-import time
 
 import psycopg
 import pytest
 import requests
 
+from chirp.gunicorn_conf import GRACEFUL_TIMEOUT_SECONDS
 from tests.fixtures.processes import free_port
-from tests.services.conftest import ChirpProcess, run_chirp, stage_env, wait_http
+from tests.polling import wait_until
+from tests.services.conftest import (
+    ChirpProcess,
+    config_for,
+    rows,
+    run_chirp,
+    stage_env,
+    wait_http,
+)
 
 
 @pytest.fixture
 def web(migrated_db, tmp_path):
     port = free_port()
-    env = stage_env(2, database=migrated_db.primary_url, PORT=str(port), CHIRP_DRAIN_SECONDS="1.5")
+    env = stage_env(2, database=migrated_db.primary_url, PORT=str(port))
     server = ChirpProcess(["web"], env, str(tmp_path / "web.log"))
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/healthz", proc=server)
-        yield server, base
+        yield server, base, port
     finally:
         server.stop()
 
 
 def test_serves_health_readiness_and_metrics(web):
-    _, base = web
+    _, base, _ = web
     assert requests.get(base + "/healthz").json() == {"status": "ok"}
     ready = requests.get(base + "/readyz")
     assert ready.status_code == 200 and ready.json()["databases"] == {"primary": True}
@@ -37,37 +47,66 @@ def test_serves_health_readiness_and_metrics(web):
     assert "chirp_http_requests_total" in metrics
 
 
-def test_sigterm_fails_readiness_first_and_drains_in_flight_requests(web, migrated_db):
-    server, base = web
+def test_chirp_web_execs_gunicorn_so_gunicorn_gets_the_signals(web):
+    server, _, _ = web
+    with open(f"/proc/{server.proc.pid}/cmdline", "rb") as cmdline:
+        argv = cmdline.read().split(b"\0")
+    assert b"gunicorn" in argv and b"chirp.app:create_app()" in argv
+
+
+def accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def sessions_waiting_for_a_lock(url: str) -> int:
+    return rows(url, "SELECT count(*) FROM pg_stat_activity"
+                     " WHERE datname = current_database() AND wait_event_type = 'Lock'")[0][0]
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits_0(web, migrated_db):
+    server, base, port = web
     session = requests.Session()
-    signup = session.post(base + "/api/signup", json={"username": "drainer", "password": "long enough"})
+    signup = session.post(base + "/api/signup", json={"username": "stopper",
+                                                      "password": "long enough"})
     assert signup.status_code == 201
+    assert session.post(base + "/api/posts", json={"body": "before the stop"}).status_code == 201
     result = {}
     with psycopg.connect(migrated_db.primary_url) as blocker:
-        blocker.execute("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")  # the next post will wait
+        blocker.execute("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")  # the next read of posts waits
 
-        def slow_post():
-            result["response"] = session.post(base + "/api/posts", json={"body": "in flight"},
-                                              timeout=30)
+        def in_flight():
+            result["response"] = requests.get(base + "/api/public", timeout=60)
 
-        writer = threading.Thread(target=slow_post)
-        writer.start()
-        time.sleep(0.5)
+        reader = threading.Thread(target=in_flight)
+        reader.start()
+        wait_until(lambda: sessions_waiting_for_a_lock(migrated_db.primary_url) > 0,
+                   what="the request to be in flight (its query waiting on the lock)")
         server.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        ready = requests.get(base + "/readyz", timeout=5)
-        assert ready.status_code == 503 and ready.json()["reason"] == "shutting down"
-        assert requests.get(base + "/healthz", timeout=5).status_code == 200  # still serving
-        time.sleep(1.5)  # the drain period ends; gunicorn now stops gracefully
-        assert "response" not in result
-        blocker.rollback()  # release the lock: the in-flight request can finish
-    writer.join(30)
-    assert result["response"].status_code == 201
-    assert server.proc.wait(30) == 0
-    with pytest.raises(requests.ConnectionError):
-        requests.get(base + "/healthz", timeout=2)
-    with psycopg.connect(migrated_db.primary_url) as conn:
-        assert conn.execute("SELECT body FROM posts").fetchall() == [("in flight",)]
+        wait_until(lambda: not accepts_connections(port),
+                   what="gunicorn to stop taking new connections after SIGTERM")
+        assert "response" not in result, "the request must still be in flight here"
+        assert not server.exited(), "gunicorn must wait for the request in flight"
+        blocker.rollback()  # release the lock: the request in flight can finish
+    reader.join(GRACEFUL_TIMEOUT_SECONDS)
+    assert not reader.is_alive(), "the request in flight did not complete"
+    response = result["response"]
+    assert response.status_code == 200
+    assert [p["body"] for p in response.json()["posts"]] == ["before the stop"]
+    assert server.proc.wait(GRACEFUL_TIMEOUT_SECONDS) == 0
+
+
+def test_readiness_fails_while_the_primary_does_not_answer(make_app):
+    nobody = f"postgresql://postgres@127.0.0.1:{free_port()}/chirp"
+    client = make_app(config_for(stage_env(2, database=nobody))).test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json() == {"ready": False, "databases": {"primary": False},
+                                "reason": "a primary database does not answer"}
+    assert client.get("/healthz").status_code == 200  # alive: restarting would not help
 
 
 @pytest.mark.parametrize("env,variable", [
@@ -75,10 +114,14 @@ def test_sigterm_fails_readiness_first_and_drains_in_flight_requests(web, migrat
     ({"CHIRP_STAGE": "2", "CHIRP_SECRET_KEY": "long-enough-secret-key"}, "CHIRP_DATABASE_URL"),
     ({"CHIRP_STAGE": "4", "CHIRP_SECRET_KEY": "long-enough-secret-key",
       "CHIRP_DATABASE_URL": "postgresql://chirp@db/chirp"}, "CHIRP_REDIS_URL"),
+    ({"CHIRP_STAGE": "2", "CHIRP_SECRET_KEY": "long-enough-secret-key",
+      "CHIRP_DATABASE_URL": "postgresql://chirp@db/chirp", "CHIRP_ARCHITECTURE": "stage 2"},
+     "CHIRP_ARCHITECTURE"),
 ])
 def test_bad_configuration_exits_naming_the_variable(env, variable):
     clean = {k: "" for k in ("CHIRP_STAGE", "CHIRP_SECRET_KEY", "CHIRP_DATABASE_URL",
-                             "CHIRP_REDIS_URL", "CHIRP_SHARD_URLS", "CHIRP_BROKER_URL")}
+                             "CHIRP_REDIS_URL", "CHIRP_SHARD_URLS", "CHIRP_BROKER_URL",
+                             "CHIRP_ARCHITECTURE")}
     result = run_chirp("web", env={**clean, **env}, timeout=30)
     assert result.returncode == 2
     assert f"configuration error: {variable}:" in result.stderr

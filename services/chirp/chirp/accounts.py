@@ -7,14 +7,18 @@ from chirp.db import queries
 from chirp.errors import Conflict, NotLoggedIn
 from chirp.services import Services
 
-_DUMMY_HASH = generate_password_hash("not-a-real-password", method="pbkdf2:sha256:1000")
+
+def _dummy_hash(method: str) -> str:
+    """A hash in the configured method that matches no password: checking against it costs what
+    checking a real user's hash costs, so response times do not tell which usernames exist."""
+    return f"{method}$no-such-user${'0' * 64}"
 
 
 def sign_up(svc: Services, username: str, password: str) -> dict:
-    shard = svc.topology.shard_for_username(username)
+    bucket = bucket_for_username(username)
     password_hash = generate_password_hash(password, method=svc.config.password_method)
-    with svc.dbs.write(shard) as db:
-        user = queries.insert_user(db, bucket_for_username(username), username, password_hash)
+    user = svc.dbs.write_owned(
+        bucket, lambda db: queries.insert_user(db, bucket, username, password_hash))
     if user is None:
         raise Conflict(f"username {username!r} is taken")
     if svc.timelines is not None:  # a new user's fanned-out timeline is complete: it is empty
@@ -24,7 +28,7 @@ def sign_up(svc: Services, username: str, password: str) -> dict:
 
 def _lookup(svc: Services, username: str, last_write_at: float | None) -> dict | None:
     """From a replica when allowed; a miss there is re-checked on the primary (it may lag)."""
-    shard = svc.topology.shard_for_username(username)
+    shard = svc.shard_map.shard_for_username(username)
     user = svc.dbs.read(shard, lambda db: queries.user_by_name(db, username),
                         last_write_at=last_write_at)
     if user is None and shard.replica_urls:
@@ -36,7 +40,7 @@ def _lookup(svc: Services, username: str, last_write_at: float | None) -> dict |
 def log_in(svc: Services, username: str, password: str) -> dict:
     user = _lookup(svc, username, None)
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)  # same work either way: no user enumeration
+        check_password_hash(_dummy_hash(svc.config.password_method), password)
         raise NotLoggedIn("wrong username or password")
     if not check_password_hash(user["password_hash"], password):
         raise NotLoggedIn("wrong username or password")
@@ -44,7 +48,7 @@ def log_in(svc: Services, username: str, password: str) -> dict:
 
 
 def find_user(svc: Services, username: str, last_write_at: float | None = None) -> dict | None:
-    """{id, username} or None. Usernames never change, so the cache keeps them without a generation."""
+    """{id, username} or None. Usernames never change: the cache keeps them without a generation."""
 
     def load():
         user = _lookup(svc, username, last_write_at)

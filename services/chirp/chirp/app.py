@@ -1,4 +1,7 @@
-"""The Flask app factory: create_app(config) wires services, sessions, blueprints and reporting."""
+"""The Flask app factory: create_app(config) wires services, sessions, blueprints and reporting.
+
+gunicorn builds the app with `chirp.app:create_app()` (see `chirp web`): no app at import time.
+"""
 
 import logging
 import os
@@ -12,8 +15,9 @@ from chirp.db.pools import DatabaseUnavailable, WritesFenced
 from chirp.errors import ChirpError
 from chirp.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from chirp.services import build_services
-from chirp.sessions import install_sessions
-from chirp.trace import current_trace
+from chirp.trace import current_trace, end_trace, start_trace
+from chirp.web.security import install_security
+from chirp.web.sessions import install_sessions
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +27,7 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or load_config(os.environ)
     app = Flask(__name__)
     app.config.update(SECRET_KEY=config.secret_key, JSON_SORT_KEYS=False,
-                      MAX_CONTENT_LENGTH=64 * 1024,
-                      CHIRP_DRAIN_FILE=os.environ.get("CHIRP_DRAIN_FILE"))
+                      MAX_CONTENT_LENGTH=64 * 1024)
     svc = build_services(config)
     app.extensions["chirp"] = svc
     install_sessions(app, config.session_backend, svc.redis)
@@ -33,9 +36,26 @@ def create_app(config: Config | None = None) -> Flask:
 
     for blueprint in (ops.bp, api.bp, pages.bp, architecture.bp):
         app.register_blueprint(blueprint)
+    install_security(app, config)  # CSRF and rate limits wrap the views registered above
+    app.wsgi_app = _traced_requests(app.wsgi_app)
     _install_reporting(app, config)
     _install_error_handlers(app)
     return app
+
+
+def _traced_requests(wsgi_app):
+    """Each request gets its own trace for everything it runs, from loading the session (a Redis
+    outage there is reported too) to the last after_request hook; reset afterwards, so nothing of
+    it outlives the request in the worker thread."""
+
+    def traced_wsgi_app(environ, start_response):
+        token = start_trace()
+        try:
+            return wsgi_app(environ, start_response)
+        finally:
+            end_trace(token)
+
+    return traced_wsgi_app
 
 
 def _served_by(config: Config) -> dict:
@@ -52,7 +72,7 @@ def _install_reporting(app: Flask, config: Config) -> None:
 
     @app.context_processor
     def served_by():
-        return {"served_by": lambda: _served_by(config), "stage_name": config.stage_name,
+        return {"served_by": lambda: _served_by(config), "stage_title": config.stage_title,
                 "stage": config.stage}
 
     @app.after_request
@@ -62,8 +82,9 @@ def _install_reporting(app: Flask, config: Config) -> None:
         response.headers["X-Chirp-Stage"] = str(config.stage)
         response.headers["X-Chirp-DB"] = served["db"]
         response.headers["X-Chirp-Cache"] = served["cache"]
-        if current_trace().timeline_source:
-            response.headers["X-Chirp-Timeline"] = current_trace().timeline_source
+        timeline_source = current_trace().timeline_source
+        if timeline_source:
+            response.headers["X-Chirp-Timeline"] = timeline_source
         if config.node_name:
             response.headers["X-Chirp-Node"] = config.node_name
         endpoint = request.endpoint or "unmatched"
@@ -83,7 +104,8 @@ def _error_response(status: int, message: str, retry_after: int | None = None):
         response = jsonify(error=message, status=status)
         response.status_code = status
     else:
-        response = make_response(render_template("error.html", status=status, message=message), status)
+        page = render_template("error.html", status=status, message=message)
+        response = make_response(page, status)
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)
     return response

@@ -12,7 +12,7 @@ BUCKETS = MAX_BUCKET + 1  # 1024
 
 
 def bucket_for_username(username: str) -> int:
-    """Stable bucket of a (normalised) username: login can find the user's shard without a directory."""
+    """Stable bucket of a (normalised) username: login finds the user's shard with no directory."""
     return zlib.crc32(username.encode("utf-8")) % BUCKETS
 
 
@@ -35,5 +35,5 @@ def buckets_of_shard(shard: int, shard_count: int) -> range:
 
 
 def shard_for_id(owner_id: int, shard_count: int) -> int:
-    """The shard holding rows owned by this user id (or a post id: it carries its author's bucket)."""
+    """The shard holding rows owned by this user id (or post id: it carries its author's bucket)."""
     return shard_for_bucket(id_bucket(owner_id), shard_count)

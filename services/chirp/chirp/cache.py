@@ -44,7 +44,7 @@ class Cache:
         CACHE_LOOKUPS.labels(result="down").inc()
 
     def attempt(self, action, default=None):
-        """Run action(client); on any Redis trouble return default and remember the cache is down."""
+        """Run action(client); on Redis trouble return default and remember the cache is down."""
         if not self.available():
             current_trace().used_cache("down")
             return default
@@ -85,10 +85,10 @@ class Cache:
                                             + [f"{PREFIX}val:{k}" for k in keys]))
         if raw is None:
             return None
-        generations = {d: int(v) if v else 0 for d, v in zip(deps, raw[:len(deps)])}
+        generations = {d: int(v) if v else 0 for d, v in zip(deps, raw[:len(deps)], strict=True)}
         expected = {k: [generations[d] for d in items[k]] for k in keys}
         values = {}
-        for key, blob in zip(keys, raw[len(deps):]):
+        for key, blob in zip(keys, raw[len(deps):], strict=True):
             if blob is not None:
                 stored = json.loads(blob)
                 if stored["g"] == expected[key]:
@@ -104,8 +104,8 @@ class Cache:
         locked = self._lock(missing, expected, token)
         if locked is None:
             return None
-        mine = [key for key, got in zip(missing, locked) if got]
-        theirs = [key for key, got in zip(missing, locked) if not got]
+        mine = [key for key, got in zip(missing, locked, strict=True) if got]
+        theirs = [key for key, got in zip(missing, locked, strict=True) if not got]
         if mine:  # someone may have filled and unlocked between our MGET and our lock
             filled = self._read_values(mine, expected)
             values.update(filled)
@@ -167,7 +167,7 @@ class Cache:
         """The current values of keys (those stored under the expected generations)."""
         raw = self.attempt(lambda r: r.mget([f"{PREFIX}val:{key}" for key in keys]))
         found = {}
-        for key, blob in zip(keys, raw or []):
+        for key, blob in zip(keys, raw or [], strict=False):
             if blob is not None:
                 stored = json.loads(blob)
                 if stored["g"] == expected[key]:

@@ -1,56 +1,40 @@
-"""`chirp` command: web, worker, migrate, copy, reshard, merge."""
+"""`chirp` command: web, worker, migrate, seed, move."""
 
 import argparse
+import json
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 
-from chirp.config import ConfigError, load_config
+from chirp.config import ConfigError, ignored_variables_warning, load_config
+from chirp.move.commands import add_parser as add_move_parser
+
+# gunicorn calls the app factory itself: no app is built at import time.
+GUNICORN_APP = "chirp.app:create_app()"
 
 
 def _config_or_exit():
     try:
-        return load_config(os.environ)
+        config = load_config(os.environ)
     except ConfigError as error:
         print(f"chirp: configuration error: {error}", file=sys.stderr)
         sys.exit(2)
+    if warning := ignored_variables_warning(config):
+        print(f"chirp: warning: {warning}", file=sys.stderr, flush=True)
+    return config
 
 
 def cmd_web(args) -> int:
-    """gunicorn under a small supervisor that implements the drain: on SIGTERM, /readyz fails at
-    once while requests keep being served for CHIRP_DRAIN_SECONDS (endpoints drop the pod), then
-    gunicorn stops gracefully, finishing in-flight requests."""
-    config = _config_or_exit()
-    drain_file = os.path.join(tempfile.mkdtemp(prefix="chirp-web-"), "draining")
-    env = dict(os.environ, CHIRP_DRAIN_FILE=drain_file)
+    """Become gunicorn (exec: it gets the pod's signals itself). Graceful stop is gunicorn's: on
+    SIGTERM it stops accepting, finishes in-flight requests within graceful_timeout, exits 0."""
+    _config_or_exit()  # a bad configuration stops here, with a clear message and exit code 2
     if args.port:
-        env["PORT"] = str(args.port)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "python:chirp.gunicorn_conf", "chirp.wsgi:app"],
-        env=env,
-    )
-    stopping = []
-
-    def on_term(signum, _frame):
-        if stopping:
-            return
-        stopping.append(signum)
-        open(drain_file, "w").close()
-        print(f"chirp web: signal {signum}: readiness off, draining {config.drain_seconds}s",
-              file=sys.stderr, flush=True)
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    while server.poll() is None:
-        if stopping:
-            time.sleep(config.drain_seconds)
-            server.send_signal(signal.SIGTERM)
-            return server.wait()
-        time.sleep(0.1)
-    return server.returncode
+        os.environ["PORT"] = str(args.port)
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:chirp.gunicorn_conf",
+            GUNICORN_APP]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 def cmd_worker(args) -> int:
@@ -59,55 +43,73 @@ def cmd_worker(args) -> int:
         print("chirp: configuration error: CHIRP_BROKER_URL: the worker needs a broker (stage 5)",
               file=sys.stderr)
         return 2
-    from chirp.tasks import celery_for
+    from chirp.tasks import QUEUE, create_celery
 
-    app = celery_for(config)
-    app.worker_main(["worker", "--loglevel=INFO", "-Q", "chirp", "--pool=threads",
+    app = create_celery(config)
+    app.worker_main(["worker", "--loglevel=INFO", "-Q", QUEUE,
                      f"--concurrency={args.concurrency}", "-n", f"chirp@{config.pod_name}",
                      "--without-gossip", "--without-mingle"])
     return 0
 
 
-def _migrate_urls(args) -> list[str]:
-    if args.url:
-        return args.url
+def _stage_primaries() -> list[str]:
     config = _config_or_exit()
     return list(config.shard_urls) if config.sharded else [config.database_url]
 
 
-def cmd_migrate(args) -> int:
-    from chirp.db.migrate import migrate
+def _migrate_urls(args) -> list[str]:
+    return args.url or _stage_primaries()
 
+
+def cmd_migrate(args) -> int:
+    from chirp.db.migrate import DatabaseNotAnswering, migrate, wait_for_database
+
+    def report(url):
+        def on_retry(attempt, error, pause):
+            reason = " ".join(str(error).split())
+            print(f"chirp migrate: {url}: not answering yet (attempt {attempt}: {reason});"
+                  f" retrying in {pause:.1f} s", file=sys.stderr, flush=True)
+        return on_retry
+
+    deadline = time.monotonic() + args.wait  # one budget for all the databases (stage 5: shards)
     for url in _migrate_urls(args):
+        try:
+            wait_for_database(url, max(0.0, deadline - time.monotonic()), on_retry=report(url))
+        except DatabaseNotAnswering as error:  # told against the whole budget, not what was left
+            told = DatabaseNotAnswering(url, args.wait, error.attempts, error.reason)
+            print(f"chirp migrate: giving up: {told}", file=sys.stderr, flush=True)
+            return 1
         applied = migrate(url)
-        print(f"chirp migrate: {url}: applied {applied or 'nothing (up to date)'}")
+        print(f"chirp migrate: {url}: applied {applied or 'nothing (up to date)'}", flush=True)
     return 0
+
+
+def _non_negative_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError("must be between 0 and 3600 seconds")
+    return seconds
 
 
 def _split(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def cmd_move(args) -> int:
-    from chirp.move.engine import MoveRefused, print_summary, run_move
+def cmd_seed(args) -> int:
+    from chirp.move.seed import SeedPlan, seed
 
-    sources, targets = _split(args.source), _split(args.target)
-    shapes = {"copy": (len(sources) == 1 and len(targets) == 1, "one --from and one --to"),
-              "reshard": (len(sources) >= 1 and len(targets) >= 2, "--to with two or more URLs"),
-              "merge": (len(sources) >= 2 and len(targets) == 1,
-                        "--from with two or more URLs and one --to")}
-    valid, expected = shapes[args.command]
-    if not valid:
-        print(f"chirp {args.command}: expected {expected}", file=sys.stderr)
-        return 2
-    try:
-        summary = run_move(args.command, sources, targets, batch_size=args.batch_size,
-                           throttle_seconds=args.throttle_ms / 1000, overwrite=args.overwrite)
-    except MoveRefused as error:
-        print(f"chirp {args.command}: refused: {error}", file=sys.stderr)
-        return 2
-    print_summary(summary)
-    return 0 if summary["ok"] else 1
+    urls = _split(args.url) if args.url else _stage_primaries()
+    plan = SeedPlan(users=args.users, posts_per_user=args.posts, follows_per_user=args.follows,
+                    prefix=args.prefix)
+    started = time.monotonic()
+    counts = seed(urls, plan)
+    seconds = time.monotonic() - started
+    print(json.dumps({"databases": len(urls), "rows": counts, "seconds": round(seconds, 3)}),
+          flush=True)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,18 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply schema migrations (safe to run concurrently)")
     mig.add_argument("--url", action="append",
                      help="database URL (repeatable); default: the stage's primaries")
+    mig.add_argument("--wait", type=_non_negative_seconds, default=0.0, metavar="SECONDS",
+                     help="keep trying to connect for up to SECONDS before giving up (default 0: "
+                          "one attempt); for init containers that start with their database")
     mig.set_defaults(func=cmd_migrate)
-    for name, text in (("copy", "copy one database into another (stage 1<->2)"),
-                       ("reshard", "split into N shards by bucket (stage 4->5)"),
-                       ("merge", "merge shards into one database (stage 5->4)")):
-        move = sub.add_parser(name, help=text)
-        move.add_argument("--from", dest="source", required=True, help="source URL(s), comma-separated")
-        move.add_argument("--to", dest="target", required=True, help="target URL(s), shard 0 first")
-        move.add_argument("--batch-size", type=int, default=1000)
-        move.add_argument("--throttle-ms", type=int, default=0, help="pause between batches")
-        move.add_argument("--overwrite", action="store_true",
-                          help="allow replacing a live (unfenced) target that holds data")
-        move.set_defaults(func=cmd_move)
+    seed = sub.add_parser("seed", help="fill the stage's databases with users, posts, follows")
+    seed.add_argument("--url", help="shard URLs, shard 0 first (default: the stage's primaries)")
+    seed.add_argument("--users", type=int, default=1000)
+    seed.add_argument("--posts", type=int, default=10, help="posts per user")
+    seed.add_argument("--follows", type=int, default=10, help="follows per user")
+    seed.add_argument("--prefix", default="seed", help="usernames are PREFIXn")
+    seed.set_defaults(func=cmd_seed)
+    add_move_parser(sub)
     return parser
 
 

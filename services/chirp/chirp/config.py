@@ -3,15 +3,45 @@
 load_config() is pure: it takes a mapping, returns a frozen Config or raises ConfigError naming the
 bad variable. Tunables that are not part of the contract (windows, TTLs) are Config fields with
 defaults; tests and benches override them with dataclasses.replace().
+
+The app keeps no table of stages: what a stage runs and what it is called is the operator's, passed
+in CHIRP_ARCHITECTURE. Only behaviour that follows from the stage number (replicas at 3-4, the cache
+from 4, shards and fan-out at 5) is decided here.
+
+Unknown CHIRP_* variables are ignored, not refused: Kubernetes injects service-link variables such
+as CHIRP_SERVICE_HOST or CHIRP_REDIS_PORT into every pod of a namespace holding Services named
+chirp-*, and refusing them would stop every pod. Those that are not service links are listed in
+Config.ignored_variables so the commands can warn about a likely typo.
 """
 
 import json
+import re
 import socket
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-STAGE_NAMES = {1: "monolith", 2: "separate-db", 3: "load-balanced", 4: "cached", 5: "sharded"}
+from limits import parse_many
+
 SESSION_BACKENDS = ("process", "redis")
+# Rate limits (Flask-Limiter notation, "N/minute;M/hour"), each overridable by CHIRP_<FIELD>: a
+# load generator signing up many users from one address raises CHIRP_SIGNUP_LIMIT_PER_IP.
+RATE_LIMIT_FIELDS = ("login_limit_per_username", "login_limit_per_ip", "signup_limit_per_ip")
+# Every variable the app reads (docs/contracts.md). CHIRP_WEB_THREADS is read by gunicorn_conf.py.
+KNOWN_VARIABLES = frozenset({
+    "CHIRP_STAGE", "CHIRP_SECRET_KEY", "CHIRP_DATABASE_URL", "CHIRP_REPLICA_URLS",
+    "CHIRP_SHARD_URLS", "CHIRP_SHARD_REPLICA_URLS", "CHIRP_REDIS_URL", "CHIRP_BROKER_URL",
+    "CHIRP_SESSION_BACKEND", "CHIRP_ARCHITECTURE", "CHIRP_WEB_THREADS",
+    *(f"CHIRP_{name.upper()}" for name in RATE_LIMIT_FIELDS),
+})
+# Variables earlier versions read, with what replaced them (shown in the warning).
+RETIRED_VARIABLES = {
+    "CHIRP_TOPOLOGY": "replaced by CHIRP_ARCHITECTURE",
+    "CHIRP_DRAIN_SECONDS": "draining is the pod's preStop sleep and gunicorn's graceful timeout",
+}
+# Kubernetes service links: <SERVICE>_SERVICE_HOST, <SERVICE>_SERVICE_PORT[_<name>], <SERVICE>_PORT,
+# <SERVICE>_PORT_<port>_<proto>[_PROTO|_PORT|_ADDR].
+_SERVICE_LINK = re.compile(
+    r"_SERVICE_(HOST|PORT)(_\w+)?$|_PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?$")
 
 
 class ConfigError(ValueError):
@@ -33,24 +63,37 @@ class Config:
     redis_url: str | None = None
     broker_url: str | None = None
     session_backend: str = "process"
-    topology: dict | None = None
+    architecture: dict | None = None  # the operator's picture of this instance (CHIRP_ARCHITECTURE)
     pod_name: str = field(default_factory=socket.gethostname)
     node_name: str = ""
-    drain_seconds: float = 5.0
+    ignored_variables: tuple[str, ...] = ()  # unknown CHIRP_* variables (not service links)
     # Tunables (not environment variables).
     max_replica_lag_seconds: float = 5.0  # a replica further behind than this is skipped
-    replica_check_seconds: float = 0.5  # how often a replica's health, lag and position are measured
+    replica_check_seconds: float = 0.5  # how often a replica's health, lag, position are measured
     cache_ttl_seconds: int = 300
-    recent_posts_per_author: int = 20  # per-author list cached at stage 4 (one page: cheap to decode)
+    recent_posts_per_author: int = 20  # per-author list cached at stage 4 (one page: cheap)
     fanout_timeline_cap: int = 800  # fanned-out timeline length kept per user at stage 5
-    timeline_ready_ttl_seconds: int = 600  # a fanned-out timeline is trusted this long, then rebuilt
+    timeline_ready_ttl_seconds: int = 600  # a fanned-out timeline is trusted this long
     stampede_wait_seconds: float = 2.0
     db_pool_max: int = 10
     password_method: str = "scrypt"  # werkzeug's default; tests and benches use a cheaper one
+    # Failed logins only count towards the login limits; every sign-up counts (docs/security.md).
+    login_limit_per_username: str = "10/minute"  # password guessing against one account
+    login_limit_per_ip: str = "60/minute"  # password spraying from one client address
+    signup_limit_per_ip: str = "100/minute;1000/hour"  # mass account creation
 
     @property
-    def stage_name(self) -> str:
-        return STAGE_NAMES[self.stage]
+    def stage_name(self) -> str | None:
+        """The stage's name as the operator calls it; None when no architecture was given."""
+        if self.architecture is None:
+            return None
+        return self.architecture.get("stageName")
+
+    @property
+    def stage_title(self) -> str:
+        """"stage 3 (load-balanced)", or just "stage 3" when the operator named no stage."""
+        name = self.stage_name
+        return f"stage {self.stage} ({name})" if name else f"stage {self.stage}"
 
     @property
     def sharded(self) -> bool:
@@ -133,27 +176,10 @@ def load_config(env) -> Config:
         "redis" if stage >= 4 else "process"
     )
     if session_backend not in SESSION_BACKENDS:
-        raise ConfigError("CHIRP_SESSION_BACKEND", f"must be process or redis, got {session_backend!r}")
+        raise ConfigError("CHIRP_SESSION_BACKEND",
+                          f"must be process or redis, got {session_backend!r}")
     if session_backend == "redis" and redis_url is None:
         raise ConfigError("CHIRP_SESSION_BACKEND", "is redis but CHIRP_REDIS_URL is not set")
-
-    topology = None
-    raw_topology = env.get("CHIRP_TOPOLOGY", "").strip()
-    if raw_topology:
-        try:
-            topology = json.loads(raw_topology)
-        except json.JSONDecodeError as error:
-            raise ConfigError("CHIRP_TOPOLOGY", f"is not valid JSON ({error.msg})") from None
-        if not isinstance(topology, dict):
-            raise ConfigError("CHIRP_TOPOLOGY", "must be a JSON object")
-
-    drain = env.get("CHIRP_DRAIN_SECONDS", "").strip()
-    try:
-        drain_seconds = float(drain) if drain else 5.0
-    except ValueError:
-        raise ConfigError("CHIRP_DRAIN_SECONDS", f"must be a number, got {drain!r}") from None
-    if not 0 <= drain_seconds <= 300:
-        raise ConfigError("CHIRP_DRAIN_SECONDS", "must be between 0 and 300")
 
     return Config(
         stage=stage,
@@ -165,8 +191,66 @@ def load_config(env) -> Config:
         redis_url=redis_url,
         broker_url=broker_url,
         session_backend=session_backend,
-        topology=topology,
+        architecture=_architecture(env.get("CHIRP_ARCHITECTURE", "")),
         pod_name=env.get("POD_NAME", "").strip() or socket.gethostname(),
         node_name=env.get("NODE_NAME", "").strip(),
-        drain_seconds=drain_seconds,
+        ignored_variables=ignored_variables(env),
+        **_rate_limits(env),
     )
+
+
+def _rate_limits(env) -> dict:
+    """CHIRP_LOGIN_LIMIT_PER_USERNAME etc.: optional overrides, checked here so a typo stops the
+    pod at start rather than failing every request."""
+    found = {}
+    for name in RATE_LIMIT_FIELDS:
+        variable = f"CHIRP_{name.upper()}"
+        raw = env.get(variable, "").strip()
+        if raw:
+            try:
+                parse_many(raw)
+            except ValueError:
+                raise ConfigError(variable, f"{raw!r} is not a rate limit like 10/minute or "
+                                            "10/minute;100/hour") from None
+            found[name] = raw
+    return found
+
+
+def _architecture(raw: str) -> dict | None:
+    """CHIRP_ARCHITECTURE: a JSON object; the fields the architecture page reads must have the
+    shapes of docs/contracts.md (other fields are kept and ignored)."""
+    variable = "CHIRP_ARCHITECTURE"
+    if not raw.strip():
+        return None
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ConfigError(variable, f"is not valid JSON ({error.msg})") from None
+    if not isinstance(document, dict):
+        raise ConfigError(variable, f"must be a JSON object, got {type(document).__name__}")
+    if "stageName" in document and not isinstance(document["stageName"], str):
+        raise ConfigError(variable, '"stageName" must be a string')
+    components = document.get("components", [])
+    if not isinstance(components, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("name"), str) for c in components):
+        raise ConfigError(variable, '"components" must be a list of objects with a "name"')
+    spofs = document.get("spofs", [])
+    if not isinstance(spofs, list) or not all(isinstance(s, str) for s in spofs):
+        raise ConfigError(variable, '"spofs" must be a list of component names')
+    return document
+
+
+def ignored_variables(env) -> tuple[str, ...]:
+    """CHIRP_* variables the app does not read, leaving out Kubernetes service links."""
+    return tuple(sorted(name for name in env
+                        if name.startswith("CHIRP_") and name not in KNOWN_VARIABLES
+                        and not _SERVICE_LINK.search(name)))
+
+
+def ignored_variables_warning(config: Config) -> str | None:
+    """One line naming the variables that were set but are not read (None: nothing to say)."""
+    if not config.ignored_variables:
+        return None
+    described = [f"{name} ({RETIRED_VARIABLES[name]})" if name in RETIRED_VARIABLES else name
+                 for name in config.ignored_variables]
+    return f"ignoring unknown variables: {', '.join(described)} (see docs/contracts.md)"

@@ -1,4 +1,4 @@
-"""Opaque pagination cursors: 'older than post id X', url-safe, versioned, validated on the way in."""
+"""Opaque pagination cursors: 'older than post id X', url-safe, versioned, validated when read."""
 
 import base64
 import binascii

@@ -30,6 +30,10 @@ class Conflict(ChirpError):
     status = 409
 
 
+class UnsupportedMediaType(ChirpError):
+    status = 415
+
+
 class Unavailable(ChirpError):
     status = 503
     retry_after = 5

@@ -1,10 +1,12 @@
 """Time-ordered, globally unique 64-bit ids (Instagram-style), the same from stage 1 to stage 5.
 
-Layout (63 bits, always positive):  41 bits milliseconds since EPOCH_MS | 10 bits bucket | 12 bits sequence.
-The bucket is the owner's logical bucket (see buckets.py), so an id tells which shard holds its row and
-ids minted on different shards can never collide: a bucket lives on exactly one shard at a time and
-writes are fenced while buckets move. Postgres mints them (chirp_next_id() in migration 0001) from a
-sequence, so concurrent web pods never need to coordinate; compose_id() mirrors that SQL for tests.
+Layout (63 bits, always positive):
+  41 bits milliseconds since EPOCH_MS | 10 bits bucket | 12 bits sequence.
+The bucket is the owner's logical bucket (see buckets.py), so an id tells which shard holds its row
+and ids minted on different shards can never collide: a bucket is written on exactly one database
+at a time (a data move's cutover hands it over; docs/moves.md). Postgres mints them
+(chirp_next_id() in migration 0001) from a sequence, so concurrent web pods never need to
+coordinate; compose_id() mirrors that SQL for tests.
 """
 
 EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z

@@ -11,7 +11,8 @@ DB_QUERIES = Counter(
 )
 CACHE_LOOKUPS = Counter("chirp_cache_lookups_total", "Cache lookups by result", ["result"])
 FANOUT_DELIVERIES = Counter("chirp_fanout_deliveries_total", "Timeline entries written by fan-out")
-WRITES_REFUSED = Counter("chirp_writes_refused_total", "Writes refused while the data is fenced")
+WRITES_REFUSED = Counter("chirp_writes_refused_total",
+                         "Writes answered 503: read-only, or a data move held them too long")
 
 
 def db_query_count(route_prefix: str = "", kind: str | None = None) -> float:
@@ -21,6 +22,7 @@ def db_query_count(route_prefix: str = "", kind: str | None = None) -> float:
         for sample in metric.samples:
             if not sample.name.endswith("_total"):
                 continue
-            if sample.labels["route"].startswith(route_prefix) and kind in (None, sample.labels["kind"]):
+            labels = sample.labels
+            if labels["route"].startswith(route_prefix) and kind in (None, labels["kind"]):
                 total += sample.value
     return total

@@ -29,10 +29,12 @@ def _merge_newest(pages, limit: int) -> list[dict]:
 
 
 # --- posts by authors across shards ---------------------------------------------------------------
-def _posts_by_authors(svc: Services, author_ids, before, limit, last_write_at) -> list[dict]:
-    groups = svc.topology.group_by_shard(author_ids)
+def posts_by_authors(svc: Services, author_ids, before: int | None, limit: int,
+                     last_write_at: float | None) -> list[dict]:
+    """The newest `limit` posts (older than `before`) of these authors, from their shards."""
+    groups = svc.shard_map.group_by_shard(author_ids)
     pages = [
-        svc.dbs.read(svc.topology.shards[k],
+        svc.dbs.read(svc.shard_map.shards[k],
                      lambda db, ids=ids: queries.posts_by_authors(db, ids, before, limit),
                      last_write_at=last_write_at)
         for k, ids in sorted(groups.items())
@@ -47,11 +49,13 @@ def _recent_lists(svc: Services, author_ids: list[int], last_write_at) -> list[A
 
     def load(keys, generations):
         wanted = [int(key.split(":", 1)[1]) for key in keys]
-        fresh_after = _fresh_after(last_write_at, [generations.get(f"author:{a}", 0) for a in wanted])
+        fresh_after = _fresh_after(last_write_at,
+                                   [generations.get(f"author:{a}", 0) for a in wanted])
         by_author = {a: [] for a in wanted}
-        for k, ids in sorted(svc.topology.group_by_shard(wanted).items()):
-            rows = svc.dbs.read(svc.topology.shards[k],
-                                lambda db, ids=ids: queries.recent_posts_per_author(db, ids, per_author),
+        for k, ids in sorted(svc.shard_map.group_by_shard(wanted).items()):
+            rows = svc.dbs.read(svc.shard_map.shards[k],
+                                lambda db, ids=ids: queries.recent_posts_per_author(db, ids,
+                                                                                    per_author),
                                 last_write_at=fresh_after)
             for row in rows:
                 by_author[row["author_id"]].append(row)
@@ -67,7 +71,7 @@ def _recent_lists(svc: Services, author_ids: list[int], last_write_at) -> list[A
 def _cached_user_read(svc: Services, user_id: int, key: str, tags: tuple[str, ...], query,
                       last_write_at):
     """One user's row(s) from their shard, cache-aside when there is a cache (stage 4+)."""
-    shard = svc.topology.shard_for_user_id(user_id)
+    shard = svc.shard_map.shard_for_user_id(user_id)
 
     def load(generations):
         return svc.dbs.read(shard, lambda db: query(db, user_id),
@@ -90,24 +94,24 @@ def home_timeline(svc: Services, user_id: int, before: int | None, limit: int,
     if svc.timelines is not None:
         page = _home_from_fanout(svc, user_id, before, limit, last_write_at)
         if page is not None:
-            trace.timeline_source = "fanout"
+            trace.served_timeline("fanout")
             return page
-    gathered = "scatter-gather" if svc.topology.sharded else "database"
+    gathered = "scatter-gather" if svc.shard_map.sharded else "database"
     if svc.cache is not None:
         authors = sorted(set(_followees(svc, user_id, last_write_at)) | {user_id})
         lists = _recent_lists(svc, authors, last_write_at)
         if lists is not None:
             page = merge_author_lists(lists, before, limit)
             if page is not None:
-                trace.timeline_source = f"{gathered} (cached per-author lists)"
+                trace.served_timeline(f"{gathered} (cached per-author lists)")
                 return page
-        trace.timeline_source = gathered
-        return _posts_by_authors(svc, authors, before, limit, last_write_at)
-    trace.timeline_source = gathered
-    if svc.topology.sharded:
+        trace.served_timeline(gathered)
+        return posts_by_authors(svc, authors, before, limit, last_write_at)
+    trace.served_timeline(gathered)
+    if svc.shard_map.sharded:
         authors = sorted(set(_followees(svc, user_id, last_write_at)) | {user_id})
-        return _posts_by_authors(svc, authors, before, limit, last_write_at)
-    shard = svc.topology.shards[0]
+        return posts_by_authors(svc, authors, before, limit, last_write_at)
+    shard = svc.shard_map.shards[0]
     return svc.dbs.read(shard, lambda db: queries.home_timeline(db, user_id, before, limit),
                         last_write_at=last_write_at)
 
@@ -117,7 +121,7 @@ def _home_from_fanout(svc, user_id, before, limit, last_write_at) -> list[dict] 
     if ids is None:
         if svc.cache.available() and svc.cache.attempt(
                 lambda r: svc.timelines.claim_rebuild(r, user_id)):
-            svc.queue.send("chirp.rebuild_timeline", user_id)
+            svc.queue.rebuild_timeline(user_id)
         return None
     return posts_by_ids(svc, ids, last_write_at)
 
@@ -130,8 +134,8 @@ def posts_by_ids(svc: Services, post_ids: list[int], last_write_at=None) -> list
     def load(keys, _generations=None):
         wanted = [int(key.split(":", 1)[1]) for key in keys]
         found = {}
-        for k, ids in sorted(svc.topology.group_by_shard(wanted).items()):
-            for row in svc.dbs.read(svc.topology.shards[k],
+        for k, ids in sorted(svc.shard_map.group_by_shard(wanted).items()):
+            for row in svc.dbs.read(svc.shard_map.shards[k],
                                     lambda db, ids=ids: queries.posts_by_ids(db, ids),
                                     last_write_at=last_write_at):
                 found[f"post:{row['id']}"] = row
@@ -152,7 +156,7 @@ def user_posts(svc: Services, user_id: int, before: int | None, limit: int,
             page = merge_author_lists(lists, before, limit)
             if page is not None:
                 return page
-    return _posts_by_authors(svc, [user_id], before, limit, last_write_at)
+    return posts_by_authors(svc, [user_id], before, limit, last_write_at)
 
 
 def profile(svc: Services, user_id: int, last_write_at: float | None = None) -> dict | None:

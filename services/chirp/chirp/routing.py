@@ -11,7 +11,7 @@ caller's rotation picks one; none eligible means the primary.
 
 from dataclasses import dataclass
 
-from chirp.topology import PRIMARY
+from chirp.shards import PRIMARY
 
 CLOCK_MARGIN_SECONDS = 0.1  # pods' clocks differ a little; be conservative by this much
 

@@ -1,41 +1,27 @@
 """Everything a request or a task needs, built once from the Config (web process or worker)."""
 
-import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chirp.cache import Cache, make_redis
 from chirp.config import Config
 from chirp.db.pools import Databases
 from chirp.fanout import FanoutTimelines
-from chirp.topology import Topology
+from chirp.shards import ShardMap
 
-log = logging.getLogger(__name__)
-
-
-class TaskQueue:
-    """Sends Celery tasks; a broker outage loses the message, never the request (logged)."""
-
-    def __init__(self, celery_app):
-        self.celery_app = celery_app
-
-    def send(self, name: str, *args) -> bool:
-        try:
-            self.celery_app.send_task(name, args=list(args), retry=False)
-            return True
-        except Exception as error:  # kombu/redis errors vary by transport
-            log.warning("could not enqueue %s%r: %s", name, args, error)
-            return False
+if TYPE_CHECKING:  # Celery is only imported at stage 5
+    from chirp.tasks import TaskQueue
 
 
 @dataclass
 class Services:
     config: Config
-    topology: Topology
+    shard_map: ShardMap
     dbs: Databases
     redis: object | None = None
     cache: Cache | None = None
     timelines: FanoutTimelines | None = None
-    queue: TaskQueue | None = None
+    queue: "TaskQueue | None" = None
 
     def cache_ping(self) -> bool:
         if self.redis is None:
@@ -53,17 +39,20 @@ class Services:
             self.redis.close()
 
 
-def build_services(config: Config) -> Services:
-    topology = Topology(config)
-    services = Services(config=config, topology=topology, dbs=Databases(config, topology))
+def build_services(config: Config, celery_app=None) -> Services:
+    """The services of one process. At stage 5 tasks go out through `celery_app` (the worker passes
+    its own app); by default a new one is made from the config."""
+    shard_map = ShardMap(config)
+    services = Services(config=config, shard_map=shard_map, dbs=Databases(config, shard_map))
     if config.redis_url:
         services.redis = make_redis(config.redis_url)
     if config.cache_enabled:
-        services.cache = Cache(services.redis, config.cache_ttl_seconds, config.stampede_wait_seconds)
+        services.cache = Cache(services.redis, config.cache_ttl_seconds,
+                               config.stampede_wait_seconds)
     if config.sharded:
-        from chirp.tasks import celery_for
+        from chirp.tasks import TaskQueue, create_celery  # Celery is only loaded at stage 5
 
         services.timelines = FanoutTimelines(config.fanout_timeline_cap,
                                              config.timeline_ready_ttl_seconds)
-        services.queue = TaskQueue(celery_for(config))
+        services.queue = TaskQueue(celery_app or create_celery(config))
     return services

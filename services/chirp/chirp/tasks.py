@@ -1,61 +1,58 @@
 """Stage 5's Celery tasks (Redis broker): fan a post out to followers, rebuild a timeline.
 
 Both are idempotent (sorted-set writes), so at-least-once delivery (acks_late, retries) is safe.
-The worker builds its Services from the same environment variables as the web.
+
+No Celery app exists at import time: create_celery(config) builds one. The web process sends
+tasks through it (TaskQueue); `chirp worker` runs it. The worker's Services are built when the
+worker starts, from Celery's worker_init signal, and kept on the app (`app.chirp_services`); tasks
+reach them through the app they are bound to. (worker_init, not worker_process_init: Celery sends
+the latter only to prefork and solo pool processes, and the worker runs its tasks in threads of its
+own process, `worker_pool = "threads"`.)
 """
 
-import os
-import threading
+import logging
 import time
 
 import redis
-from celery import Celery
+from celery import Celery, signals
 
-from chirp.config import Config, load_config
+from chirp.config import Config
 from chirp.db import queries
 from chirp.db.pools import DatabaseUnavailable
 from chirp.metrics import FANOUT_DELIVERIES
+from chirp.reads import posts_by_authors
+from chirp.services import Services, build_services
 
-celery_app = Celery("chirp")
-celery_app.conf.update(
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    task_ignore_result=True,
-    task_default_queue="chirp",
-    worker_prefetch_multiplier=1,
-    broker_connection_retry_on_startup=True,
-    broker_connection_timeout=2,
-    broker_transport_options={"socket_timeout": 2, "socket_connect_timeout": 1,
-                              "visibility_timeout": 300},
-    worker_hijack_root_logger=False,
-)
+log = logging.getLogger(__name__)
 
-_services = None
-_services_lock = threading.Lock()
+QUEUE = "chirp"
+FANOUT_POST = "chirp.fanout_post"
+REBUILD_TIMELINE = "chirp.rebuild_timeline"
 
-
-def celery_for(config: Config) -> Celery:
-    celery_app.conf.broker_url = config.broker_url
-    return celery_app
-
-
-def worker_services():
-    global _services
-    with _services_lock:
-        if _services is None:
-            from chirp.services import build_services
-
-            _services = build_services(load_config(os.environ))
-        return _services
+SETTINGS = {
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "task_ignore_result": True,
+    "task_default_queue": QUEUE,
+    "worker_pool": "threads",
+    "worker_prefetch_multiplier": 1,
+    "broker_connection_retry_on_startup": True,
+    "broker_connection_timeout": 2,
+    "broker_transport_options": {"socket_timeout": 2, "socket_connect_timeout": 1,
+                                 "visibility_timeout": 300},
+    "worker_hijack_root_logger": False,
+}
 
 
 class PostNotVisibleYet(Exception):
     pass
 
 
-def deliver_post(svc, post_id: int) -> int:
-    """Write post_id into the timelines of its author and every follower; entries added."""
-    shard = svc.topology.shard_for_user_id(post_id)  # a post id carries its author's bucket
+# --- what the tasks do (plain functions of the services: callable without Celery) ----------------
+def deliver_post(svc: Services, post_id: int) -> int:
+    """Write post_id into the timelines of its author and every follower; entries added (0 when
+    every timeline already holds it: a repeated delivery writes nothing new)."""
+    shard = svc.shard_map.shard_for_user_id(post_id)  # a post id carries its author's bucket
     # Read on the primary: a task may run before a replica has the post.
     found = svc.dbs.read(shard, lambda db: queries.posts_by_ids(db, [post_id]),
                          last_write_at=float("inf"))
@@ -69,34 +66,84 @@ def deliver_post(svc, post_id: int) -> int:
     return added
 
 
-def gather_timeline(svc, user_id: int) -> list[int]:
+def gather_timeline(svc: Services, user_id: int) -> list[int]:
     """The newest post ids of a user's home timeline, from the shards (for a rebuild)."""
-    from chirp.reads import _posts_by_authors
-
-    shard = svc.topology.shard_for_user_id(user_id)
+    shard = svc.shard_map.shard_for_user_id(user_id)
     followees = svc.dbs.read(shard, lambda db: queries.followee_ids(db, user_id),
                              last_write_at=time.time())
-    posts = _posts_by_authors(svc, sorted(set(followees) | {user_id}), None,
-                              svc.config.fanout_timeline_cap, time.time())
+    posts = posts_by_authors(svc, sorted(set(followees) | {user_id}), None,
+                             svc.config.fanout_timeline_cap, time.time())
     return [post["id"] for post in posts]
 
 
-@celery_app.task(name="chirp.fanout_post", bind=True, max_retries=50)
-def fanout_post(self, post_id: int) -> int:
+# --- the Celery side --------------------------------------------------------------------------
+def worker_services(celery_app: Celery) -> Services:
+    services = getattr(celery_app, "chirp_services", None)
+    if services is None:
+        raise RuntimeError("chirp tasks run in `chirp worker`: its services are built when the "
+                           "worker starts (worker_init)")
+    return services
+
+
+def _fanout_post(task, post_id: int) -> int:
     try:
-        return deliver_post(worker_services(), post_id)
+        return deliver_post(worker_services(task.app), post_id)
     except PostNotVisibleYet as error:
-        raise self.retry(exc=error, countdown=0.2)
+        raise task.retry(exc=error, countdown=0.2) from error
     except (DatabaseUnavailable, redis.RedisError) as error:
-        raise self.retry(exc=error, countdown=1)
+        raise task.retry(exc=error, countdown=1) from error
 
 
-@celery_app.task(name="chirp.rebuild_timeline", bind=True, max_retries=10)
-def rebuild_timeline(self, user_id: int) -> int:
-    svc = worker_services()
+def _rebuild_timeline(task, user_id: int) -> int:
+    svc = worker_services(task.app)
     try:
         post_ids = gather_timeline(svc, user_id)
         svc.timelines.rebuild(svc.redis, user_id, post_ids)
         return len(post_ids)
     except (DatabaseUnavailable, redis.RedisError) as error:
-        raise self.retry(exc=error, countdown=1)
+        raise task.retry(exc=error, countdown=1) from error
+
+
+def create_celery(config: Config) -> Celery:
+    """A Celery app for this config, with chirp's tasks; in a worker it builds its services."""
+    app = Celery("chirp", broker=config.broker_url, set_as_current=False)
+    app.conf.update(SETTINGS)
+    app.chirp_services = None
+    # shared=False: the tasks belong to this app only, not to every Celery app made later.
+    app.task(name=FANOUT_POST, bind=True, max_retries=50, shared=False)(_fanout_post)
+    app.task(name=REBUILD_TIMELINE, bind=True, max_retries=10, shared=False)(_rebuild_timeline)
+
+    def build(sender, **_kwargs):
+        if sender.app is app and app.chirp_services is None:
+            app.chirp_services = build_services(config, celery_app=app)
+
+    def close(sender, **_kwargs):
+        if sender.app is app and app.chirp_services is not None:
+            app.chirp_services.close()
+            app.chirp_services = None
+
+    app.chirp_signal_receivers = (build, close)  # Celery's signals hold their receivers weakly
+    signals.worker_init.connect(build)
+    signals.worker_shutdown.connect(close)
+    return app
+
+
+class TaskQueue:
+    """Sends chirp's tasks; a broker outage loses the message, never the request (logged)."""
+
+    def __init__(self, celery_app: Celery):
+        self.celery_app = celery_app
+
+    def fanout_post(self, post_id: int) -> str | None:
+        return self.send(FANOUT_POST, post_id)
+
+    def rebuild_timeline(self, user_id: int) -> str | None:
+        return self.send(REBUILD_TIMELINE, user_id)
+
+    def send(self, name: str, *args) -> str | None:
+        """The task's id, or None when it could not be sent."""
+        try:
+            return self.celery_app.send_task(name, args=list(args), retry=False).id
+        except Exception as error:  # kombu/redis errors vary by transport
+            log.warning("could not enqueue %s%r: %s", name, args, error)
+            return None

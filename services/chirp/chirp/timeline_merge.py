@@ -5,8 +5,8 @@ truncated list reaches at least down to the page's oldest post; otherwise there 
 not hold, and the caller asks the database instead (None).
 """
 
-from dataclasses import dataclass
 import heapq
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,8 @@ class AuthorPosts:
     complete: bool  # True when the list holds all of the author's posts
 
 
-def merge_author_lists(lists: list[AuthorPosts], before: int | None, limit: int) -> list[dict] | None:
+def merge_author_lists(lists: list[AuthorPosts], before: int | None,
+                       limit: int) -> list[dict] | None:
     merged = heapq.merge(*(lst.posts for lst in lists), key=lambda post: -post["id"])
     page = []
     for post in merged:

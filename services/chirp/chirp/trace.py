@@ -1,8 +1,15 @@
-"""What served this request: database routes and cache outcome, reported in headers and footers."""
+"""What served this request: database routes and cache outcome, reported in headers and footers.
 
+The current trace lives in a ContextVar, not in Flask's `g`: the data layer (db/, cache.py, reads,
+writes, tasks) records into current_trace() without knowing who is asking. The web layer starts a
+trace for each request (chirp.app); a Celery task, a command or a test may start one explicitly with
+`traced()`. Anywhere else current_trace() is a no-op trace that records nothing.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-
-from flask import g, has_request_context
 
 
 @dataclass
@@ -18,11 +25,31 @@ class RequestTrace:
     def used_cache(self, result: str) -> None:
         self.cache_results.append(result)
 
+    def served_timeline(self, source: str) -> None:
+        self.timeline_source = source
+
     def db_header(self) -> str:
         return ",".join(self.db_routes) or "none"
 
     def cache_header(self, cache_enabled: bool) -> str:
         return summarize_cache(self.cache_results, cache_enabled)
+
+
+class NoTrace(RequestTrace):
+    """Outside a traced context: accepts everything, keeps nothing (one shared instance)."""
+
+    def used_db(self, label: str) -> None:
+        pass
+
+    def used_cache(self, result: str) -> None:
+        pass
+
+    def served_timeline(self, source: str) -> None:
+        pass
+
+
+NO_TRACE = NoTrace()
+_current: ContextVar[RequestTrace | None] = ContextVar("chirp_trace", default=None)
 
 
 def summarize_cache(results: list[str], cache_enabled: bool) -> str:
@@ -38,11 +65,27 @@ def summarize_cache(results: list[str], cache_enabled: bool) -> str:
     return "none"
 
 
-
-
 def current_trace() -> RequestTrace:
-    if has_request_context():
-        if "chirp_trace" not in g:
-            g.chirp_trace = RequestTrace()
-        return g.chirp_trace
-    return RequestTrace()
+    """The trace of the request (or task) being served; NO_TRACE when there is none."""
+    trace = _current.get()
+    return NO_TRACE if trace is None else trace
+
+
+def start_trace(trace: RequestTrace | None = None) -> Token:
+    """Make `trace` (default: a new one) current; pass the token to end_trace()."""
+    return _current.set(RequestTrace() if trace is None else trace)
+
+
+def end_trace(token: Token) -> None:
+    _current.reset(token)
+
+
+@contextmanager
+def traced(trace: RequestTrace | None = None) -> Iterator[RequestTrace]:
+    """`with traced() as trace:` records what the code inside uses into `trace`."""
+    trace = RequestTrace() if trace is None else trace
+    token = start_trace(trace)
+    try:
+        yield trace
+    finally:
+        end_trace(token)

@@ -12,27 +12,34 @@ class InvalidInput(ValueError):
     """Bad client input; the message is shown to the client as is (HTTP 400)."""
 
 
-def clean_username(value) -> str:
+def _text(value, what: str) -> str:
+    """A str that can be stored and hashed: JSON may carry lone surrogates ("\\ud800"), which
+    Python accepts but UTF-8 (Postgres, password hashing) cannot encode."""
     if not isinstance(value, str):
-        raise InvalidInput("username must be a string")
-    name = value.strip().lower()
+        raise InvalidInput(f"{what} must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid Unicode text (lone surrogate)") from None
+    return value
+
+
+def clean_username(value) -> str:
+    name = _text(value, "username").strip().lower()
     if not USERNAME_RE.match(name):
         raise InvalidInput("username must be 3-30 characters: letters, digits or _")
     return name
 
 
 def clean_password(value) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput("password must be a string")
+    value = _text(value, "password")
     if not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
         raise InvalidInput(f"password must be {MIN_PASSWORD}-{MAX_PASSWORD} characters")
     return value
 
 
 def clean_post_body(value) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput("body must be a string")
-    body = value.strip()
+    body = _text(value, "body").strip()
     if not body:
         raise InvalidInput("post body is empty")
     if len(body) > MAX_POST_CHARS:

@@ -6,8 +6,13 @@ from hypothesis import strategies as st
 
 from chirp.cursor import BadCursor, decode_cursor, encode_cursor, next_cursor
 from chirp.ids import MAX_ID
-from chirp.validation import (InvalidInput, clean_limit, clean_password, clean_post_body,
-                              clean_username)
+from chirp.validation import (
+    InvalidInput,
+    clean_limit,
+    clean_password,
+    clean_post_body,
+    clean_username,
+)
 
 
 @given(st.integers(1, MAX_ID))

@@ -4,8 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chirp.routing import ReplicaState, choose_read_replica, statement_kind
+from chirp.shards import PRIMARY, route_label
 from chirp.timeline_merge import AuthorPosts, merge_author_lists
-from chirp.topology import PRIMARY, route_label
 from chirp.trace import summarize_cache
 
 UP = ReplicaState(up=True, lag_seconds=0.0, caught_up_until=100.0)
@@ -48,7 +48,8 @@ def test_route_labels():
 
 
 def test_statement_kinds():
-    assert statement_kind("  select 1") == "read" and statement_kind("WITH x AS (...) SELECT") == "read"
+    assert statement_kind("  select 1") == "read"
+    assert statement_kind("WITH x AS (...) SELECT") == "read"
     assert statement_kind("INSERT INTO posts ...") == "write" and statement_kind("") == "write"
 
 

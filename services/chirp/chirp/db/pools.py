@@ -16,8 +16,9 @@ from psycopg_pool import ConnectionPool
 
 from chirp.config import Config
 from chirp.metrics import DB_QUERIES, WRITES_REFUSED
+from chirp.move import handoff
 from chirp.routing import ReplicaState, choose_read_replica, statement_kind
-from chirp.topology import PRIMARY, Shard, Topology, route_label
+from chirp.shards import PRIMARY, Shard, ShardMap, route_label
 from chirp.trace import current_trace
 
 
@@ -26,7 +27,8 @@ class DatabaseUnavailable(Exception):
 
 
 class WritesFenced(Exception):
-    """The database is read-only while data moves (HTTP 503 + Retry-After)."""
+    """The database is read-only, or a data move's cutover held the write longer than
+    handoff.HOLD_SECONDS (HTTP 503 + Retry-After)."""
 
 
 # Errors after which a read is worth retrying elsewhere (connection lost, recovery conflict...).
@@ -100,7 +102,8 @@ class ReplicaHealth:
         started = time.time()
         try:
             with self._get_primary_pool().connection(timeout=1.0) as conn:
-                primary_lsn = conn.execute("SELECT pg_current_wal_lsn()::text AS lsn").fetchone()["lsn"]
+                row = conn.execute("SELECT pg_current_wal_lsn()::text AS lsn").fetchone()
+                primary_lsn = row["lsn"]
         except psycopg.Error:
             primary_lsn = None
         try:
@@ -123,9 +126,9 @@ class ReplicaHealth:
 
 
 class Databases:
-    def __init__(self, config: Config, topology: Topology):
+    def __init__(self, config: Config, shard_map: ShardMap):
         self.config = config
-        self.topology = topology
+        self.shard_map = shard_map
         self._pools: dict[str, ConnectionPool] = {}
         self._pools_lock = threading.Lock()
         self._rotation = itertools.count()
@@ -133,7 +136,7 @@ class Databases:
             url: ReplicaHealth(lambda url=url: self._pool(url, replica=True),
                                lambda shard=shard: self._pool(shard.primary_url),
                                config.replica_check_seconds)
-            for shard in topology.shards
+            for shard in shard_map.shards
             for url in shard.replica_urls
         }
 
@@ -165,7 +168,7 @@ class Databases:
     @contextmanager
     def write(self, shard: Shard):
         """A transaction on the shard's primary."""
-        label = route_label(self.topology.sharded, shard.index, PRIMARY)
+        label = route_label(self.shard_map.sharded, shard.index, PRIMARY)
         try:
             with self._pool(shard.primary_url).connection() as conn:
                 with conn.transaction():
@@ -175,6 +178,35 @@ class Databases:
             raise WritesFenced("writes are paused while data moves; retry shortly") from None
         except psycopg.OperationalError as error:
             raise DatabaseUnavailable(f"database {label} is unavailable") from error
+
+    def write_owned(self, bucket: int, work):
+        """work(executor) in a transaction on the primary that owns `bucket`. A database a data
+        move retired or has not made live yet refuses the write (CH001): follow its routing
+        record and retry, holding the write up to handoff.HOLD_SECONDS; never lose it."""
+        started = time.monotonic()
+        while True:
+            epoch = self.shard_map.write_epoch
+            shard = self.shard_map.write_shard_for_bucket(bucket)
+            try:
+                with self.write(shard) as db:
+                    return work(db)
+            except psycopg.Error as error:
+                if not handoff.is_moved_error(error):
+                    raise
+                routing = self._routing(shard.primary_url)
+            step = handoff.after_refusal(routing, epoch, time.monotonic() - started)
+            if step.action == "reroute":
+                self.shard_map.follow_move(step.shard_urls, step.epoch)
+            elif step.action == "wait":
+                time.sleep(handoff.RETRY_PAUSE_SECONDS)
+            else:
+                WRITES_REFUSED.inc()
+                raise WritesFenced("writes are paused while data moves; retry shortly")
+
+    def _routing(self, primary_url: str) -> handoff.Routing:
+        with self._pool(primary_url).connection() as conn:
+            row = conn.execute(handoff.ROUTING_SQL).fetchone()
+        return handoff.Routing(row["state"], row["epoch"], tuple(row["shard_urls"]))
 
     # --- reads --------------------------------------------------------------------------------
     def replica_states(self, shard: Shard) -> list[ReplicaState]:
@@ -196,14 +228,14 @@ class Databases:
         replica = self.choose_read(shard, last_write_at)
         if replica != PRIMARY:
             url = shard.replica_urls[replica]
-            label = route_label(self.topology.sharded, shard.index, replica)
+            label = route_label(self.shard_map.sharded, shard.index, replica)
             try:
                 with self._pool(url, replica=True).connection() as conn:
                     return work(Executor(conn, label))
             except _RETRYABLE_READ_ERRORS:
                 self._health[url].mark_down()  # fall through to the primary
-        label = route_label(self.topology.sharded, shard.index, PRIMARY)
-        for attempt in (1, 2):  # a connection killed under us (fence, restart) is retried once
+        label = route_label(self.shard_map.sharded, shard.index, PRIMARY)
+        for attempt in (1, 2):  # a connection killed under us (restart, failover) is retried once
             try:
                 with self._pool(shard.primary_url).connection() as conn:
                     return work(Executor(conn, label))
@@ -213,15 +245,15 @@ class Databases:
 
     def read_all_shards(self, work, shard_indexes=None, *, last_write_at=None) -> dict[int, object]:
         """Scatter: run work on each (selected) shard; results by shard index."""
-        indexes = range(len(self.topology.shards)) if shard_indexes is None else shard_indexes
-        return {k: self.read(self.topology.shards[k], work, last_write_at=last_write_at)
+        indexes = range(len(self.shard_map.shards)) if shard_indexes is None else shard_indexes
+        return {k: self.read(self.shard_map.shards[k], work, last_write_at=last_write_at)
                 for k in indexes}
 
     def ping(self) -> dict[str, bool]:
         """Readiness: can each primary answer right now? (replicas are optional for reads)"""
         result = {}
-        for shard in self.topology.shards:
-            label = route_label(self.topology.sharded, shard.index, PRIMARY)
+        for shard in self.shard_map.shards:
+            label = route_label(self.shard_map.sharded, shard.index, PRIMARY)
             try:
                 with self._pool(shard.primary_url).connection(timeout=2.0) as conn:
                     conn.execute("SELECT 1")

@@ -1,12 +1,24 @@
-"""The JSON API (/api/...)."""
+"""The JSON API (/api/...), described by chirp/openapi.json (served at /api/openapi.json)."""
 
-from flask import Blueprint, session
+from importlib import resources
+
+from flask import Blueprint, current_app, request, session
 
 from chirp import accounts, reads, writes
 from chirp.errors import BadRequest, NotFound
 from chirp.validation import InvalidInput, clean_password, clean_post_body, clean_username
-from chirp.web.common import (ensure_session_store, json_body, last_write_at, log_in_session,
-                              note_write, page_args, page_json, post_json, require_user, services)
+from chirp.web.common import (
+    ensure_session_store,
+    json_body,
+    last_write_at,
+    log_in_session,
+    note_write,
+    page_args,
+    page_json,
+    post_json,
+    require_user,
+    services,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -102,19 +114,19 @@ def user_page(username):
     return result
 
 
-@bp.post("/users/<username>/follow")
+@bp.route("/users/<username>/follow", methods=["POST", "DELETE"])
 def follow(username):
+    """POST follows, DELETE unfollows."""
     user = require_user()
-    changed = writes.set_following(services(), user, _user_or_404(username)["username"], True,
-                                   last_write_at())
+    following = request.method == "POST"
+    changed = writes.set_following(services(), user, _user_or_404(username)["username"],
+                                   following, last_write_at())
     note_write()
-    return {"following": True, "changed": changed}
+    return {"following": following, "changed": changed}
 
 
-@bp.delete("/users/<username>/follow")
-def unfollow(username):
-    user = require_user()
-    changed = writes.set_following(services(), user, _user_or_404(username)["username"], False,
-                                   last_write_at())
-    note_write()
-    return {"following": False, "changed": changed}
+@bp.get("/openapi.json")
+def openapi():
+    # Served from the package data the fuzz tests check the real responses against.
+    document = resources.files("chirp").joinpath("openapi.json").read_bytes()
+    return current_app.response_class(document, mimetype="application/json")

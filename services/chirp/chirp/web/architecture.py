@@ -1,9 +1,11 @@
-"""The architecture page: the configured topology and how *this* request was served."""
+"""The architecture page: the operator's picture of this instance (CHIRP_ARCHITECTURE) and how
+*this* request was served. Without that picture it shows what the pod knows from its own config."""
+
+from urllib.parse import urlsplit
 
 from flask import Blueprint, render_template
 
 from chirp import reads
-from chirp.topology import default_topology
 from chirp.web.common import current_user, last_write_at, services
 
 bp = Blueprint("architecture", __name__)
@@ -19,12 +21,27 @@ def _exercise_data_path() -> None:
         reads.public_posts(svc, None, 5, last_write_at())
 
 
+def _address(url: str) -> str:
+    """host:port/database of a URL (they carry no password; the user name is left out too)."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.hostname}{port}{parts.path}"
+
+
 def architecture_view() -> dict:
     svc = services()
     config = svc.config
-    topology = config.topology or default_topology(config)
-    return {"topology": topology, "stage": config.stage, "stageName": config.stage_name,
-            "shards": len(svc.topology.shards), "sessions": config.session_backend}
+    return {
+        "architecture": config.architecture,  # None: the operator did not describe this instance
+        "stage": config.stage,
+        "stageName": config.stage_name,
+        "pod": config.pod_name,
+        "sessions": config.session_backend,
+        "shards": len(svc.shard_map.shards),
+        "databases": [{"route": route, "address": _address(url)}
+                      for route, url in svc.shard_map.databases()],
+        "redis": _address(config.redis_url) if config.redis_url else None,
+    }
 
 
 @bp.get("/architecture")

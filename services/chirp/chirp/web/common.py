@@ -5,7 +5,7 @@ import time
 from flask import current_app, request, session
 
 from chirp.cursor import BadCursor, decode_cursor, next_cursor
-from chirp.errors import BadRequest, NotLoggedIn, Unavailable
+from chirp.errors import BadRequest, NotLoggedIn, Unavailable, UnsupportedMediaType
 from chirp.validation import InvalidInput, clean_limit
 
 
@@ -52,7 +52,14 @@ def log_in_session(user: dict) -> None:
 
 
 def json_body() -> dict:
-    body = request.get_json(force=True, silent=True)
+    # Only application/json: a cross-site HTML form cannot send it (it needs a CORS preflight the
+    # app never grants), which is why the JSON API can go without form CSRF tokens (security.md).
+    if not request.is_json:
+        raise UnsupportedMediaType("send the body as JSON (Content-Type: application/json)")
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly nested JSON: the parser gives up
+        body = None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     return body

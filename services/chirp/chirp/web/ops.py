@@ -1,19 +1,16 @@
-"""Liveness, readiness and metrics. Readiness fails first when the pod is told to stop."""
+"""Liveness, readiness and metrics.
 
-import os
+Stopping is the platform's and gunicorn's job: the pod's preStop sleep lets the endpoints drop it
+before SIGTERM, then gunicorn finishes in-flight requests (gunicorn_conf.graceful_timeout).
+Readiness is about the data: not ready while a primary database does not answer.
+"""
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chirp.web.common import services
 
 bp = Blueprint("ops", __name__)
-
-
-def draining() -> bool:
-    """`chirp web` creates this file on SIGTERM, then keeps serving for the drain period."""
-    path = current_app.config.get("CHIRP_DRAIN_FILE")
-    return bool(path) and os.path.exists(path)
 
 
 @bp.get("/healthz")
@@ -23,8 +20,6 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    if draining():
-        return {"ready": False, "reason": "shutting down"}, 503
     databases = services().dbs.ping()
     ready = all(databases.values())
     body = {"ready": ready, "databases": databases}

@@ -6,8 +6,16 @@ from chirp import accounts, reads, writes
 from chirp.cursor import next_cursor
 from chirp.errors import BadRequest, ChirpError, NotFound
 from chirp.validation import InvalidInput, clean_password, clean_post_body, clean_username
-from chirp.web.common import (current_user, ensure_session_store, last_write_at, log_in_session,
-                              note_write, page_args, require_user, services)
+from chirp.web.common import (
+    current_user,
+    ensure_session_store,
+    last_write_at,
+    log_in_session,
+    note_write,
+    page_args,
+    require_user,
+    services,
+)
 
 bp = Blueprint("pages", __name__)
 
@@ -35,9 +43,10 @@ def public():
                            next_cursor=next_cursor(posts, limit), show_form=False)
 
 
-def _auth_form(template: str, action):
+def _auth_form(title: str, action):
+    """The sign-up and log-in form (one template; `title` names the page and the button)."""
     if request.method == "GET":
-        return render_template(template)
+        return render_template("auth.html", title=title)
     try:
         username = clean_username(request.form.get("username", ""))
         password = clean_password(request.form.get("password", ""))
@@ -45,7 +54,7 @@ def _auth_form(template: str, action):
         user = action(username, password)
     except (InvalidInput, ChirpError) as error:
         status = getattr(error, "status", 400)
-        return render_template(template, error=str(error)), status
+        return render_template("auth.html", title=title, error=str(error)), status
     log_in_session(user)
     return redirect(url_for("pages.index"))
 
@@ -57,12 +66,12 @@ def signup():
         note_write()
         return user
 
-    return _auth_form("signup.html", action)
+    return _auth_form("Sign up", action)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    return _auth_form("login.html", lambda u, p: accounts.log_in(services(), u, p))
+    return _auth_form("Log in", lambda u, p: accounts.log_in(services(), u, p))
 
 
 @bp.post("/logout")
@@ -103,7 +112,7 @@ def user_page(username):
 @bp.post("/u/<username>/follow")
 def follow(username):
     user = require_user()
-    writes.set_following(services(), user, username.lower(), request.form.get("action") != "unfollow",
-                         last_write_at())
+    follow = request.form.get("action") != "unfollow"
+    writes.set_following(services(), user, username.lower(), follow, last_write_at())
     note_write()
     return redirect(url_for("pages.user_page", username=username))

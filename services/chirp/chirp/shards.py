@@ -1,9 +1,10 @@
-"""Where data lives at this stage: a list of shards, each a primary and its read replicas.
+"""The shard map: where data lives at this stage, a list of shards, each a primary and its replicas.
 
 Stages 1-4 are one unsharded "shard" (labelled primary / replica-N); stage 5 has N shards
-(labelled shard-K / shard-K-replica). The architecture page's default picture comes from here too.
+(labelled shard-K / shard-K-replica-N). Built from the Config's database URLs only.
 """
 
+import threading
 from dataclasses import dataclass
 
 from chirp.buckets import bucket_for_username, shard_for_bucket, shard_for_id
@@ -37,10 +38,28 @@ def route_label(sharded: bool, shard: int, replica: int) -> str:
     return base if replica == PRIMARY else f"{base}-replica-{replica + 1}"
 
 
-class Topology:
+class ShardMap:
     def __init__(self, config: Config):
         self.sharded = config.sharded
         self.shards = shards_from_config(config)
+        # Where writes go: the configured primaries until a data move's cutover says otherwise
+        # (docs/moves.md). Reads keep the configured layout: the old databases stay in sync
+        # until the move is completed, and the operator rolls the new layout out by then.
+        self._write_lock = threading.Lock()
+        self.write_primaries = tuple(shard.primary_url for shard in self.shards)
+        self.write_epoch = 0
+
+    def write_shard_for_bucket(self, bucket: int) -> Shard:
+        """The primary that takes writes for rows of this bucket (no replicas: writes only)."""
+        primaries = self.write_primaries
+        k = shard_for_bucket(bucket, len(primaries))
+        return Shard(k, primaries[k])
+
+    def follow_move(self, primaries: tuple[str, ...], epoch: int) -> None:
+        """Send writes to `primaries` (shard 0 first) from routing epoch `epoch` on."""
+        with self._write_lock:
+            if epoch > self.write_epoch:
+                self.write_primaries, self.write_epoch = tuple(primaries), epoch
 
     def shard_for_user_id(self, user_id: int) -> Shard:
         return self.shards[shard_for_id(user_id, len(self.shards))]
@@ -55,30 +74,11 @@ class Topology:
             groups.setdefault(shard_for_id(owner, len(self.shards)), []).append(owner)
         return groups
 
-
-def default_topology(config: Config) -> dict:
-    """The architecture picture when the operator gave none (CHIRP_TOPOLOGY unset)."""
-    stage = config.stage
-    components = []
-    if stage == 1:
-        components.append({"name": "chirp", "kind": "Pod", "replicas": 1,
-                           "containers": ["web", "postgres"]})
-        spofs = ["chirp"]
-    else:
-        web_replicas = 1 if stage == 2 else 3
-        components.append({"name": "web", "kind": "Deployment", "replicas": web_replicas})
-        if stage < 5:
-            components.append({"name": "db", "kind": "StatefulSet",
-                               "replicas": 1 + len(config.replica_urls)})
-        else:
-            for k in range(len(config.shard_urls)):
-                components.append({"name": f"db-shard-{k}", "kind": "StatefulSet",
-                                   "replicas": 1 + (1 if config.shard_replica_urls else 0)})
-        if stage >= 4:
-            components.append({"name": "redis", "kind": "StatefulSet", "replicas": 1})
-        if stage == 5:
-            components.append({"name": "worker", "kind": "Deployment", "replicas": 2})
-            components.append({"name": "edge", "kind": "Deployment", "replicas": 1})
-        spofs = {2: ["web", "db"], 3: ["db-primary"], 4: ["db-primary", "redis"], 5: []}[stage]
-    return {"stage": stage, "stageName": config.stage_name, "components": components,
-            "spofs": spofs}
+    def databases(self) -> list[tuple[str, str]]:
+        """(route label, URL) of every database, primaries first within each shard."""
+        out = []
+        for shard in self.shards:
+            out.append((route_label(self.sharded, shard.index, PRIMARY), shard.primary_url))
+            out += [(route_label(self.sharded, shard.index, r), url)
+                    for r, url in enumerate(shard.replica_urls)]
+        return out

@@ -1,5 +1,7 @@
 """Server-side sessions: in this web process (stages 1-3) or in Redis (stages 4-5).
 
+Web layer: these are Flask session interfaces (flask-session), installed by the app factory.
+
 Process sessions are why stage 3 needs sticky load balancing; Redis sessions make web pods
 stateless. A Redis outage must not turn into 5xx: the session then reads as empty (logged out)
 and saving is skipped; login answers 503 until Redis is back.
