@@ -16,7 +16,8 @@ TEST_TIERS := test-unit test-services test-operator test-e2e
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
 
-up: deps venv tools images up-cluster-app ## the main job: kind cluster, operator, a ScaleStage at stage 1 Ready
+up: ## the main job: kind cluster, operator, a ScaleStage at stage 1 Ready (phases timed)
+	hack/up.sh
 
 deps: ## install the system packages the project needs (Debian/Ubuntu; no-op when present)
 	hack/deps.sh
@@ -34,7 +35,7 @@ docker: ## make sure a Docker engine is installed and running
 images: docker ## build every image (from Debian packages when no registry answers)
 	hack/images.sh
 
-test: $(TEST_TIERS) ## every test tier
+test: lint $(TEST_TIERS) ## lint, then every test tier
 	@echo "make test: all tiers passed ($(TEST_TIERS))"
 
 test-unit: venv ## pure code: stage plans, builders, status, app logic, Go helpers (no services)

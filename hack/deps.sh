@@ -8,10 +8,12 @@ if ! command -v dpkg-query >/dev/null; then
   exit 0
 fi
 # postgresql + redis-server: real services for the services tier (started by the test fixtures,
-# never as system services); openssl: control-plane certificates; debootstrap: offline base image.
-apt_install postgresql redis-server openssl debootstrap python3-venv ca-certificates curl iproute2 procps
+# never as system services); openssl: control-plane certificates; debootstrap: offline base image;
+# nginx + shellcheck: the unit tier checks the rendered nginx config (`nginx -t`) and start scripts.
+apt_install postgresql redis-server openssl debootstrap python3-venv ca-certificates curl iproute2 procps \
+  nginx shellcheck
 # Debian starts the packaged services on install; the tests run their own instances instead.
-for svc in postgresql redis-server; do
+for svc in postgresql redis-server nginx; do
   if command -v service >/dev/null && service "$svc" status >/dev/null 2>&1; then
     as_root service "$svc" stop >/dev/null 2>&1 || true
   fi

@@ -4,7 +4,7 @@
 #   make stage STAGE=3 [NAMESPACE=demo]   kubectl apply -f examples/stage-3.yaml (also: example-stage-3)
 #   make stage-wait                       wait until scalestage/chirp reports phase Ready
 #   make up-cluster-app                   cluster, images, operator, a ScaleStage at stage 1 Ready
-.PHONY: operator-install operator-uninstall stage stage-wait up-cluster-app
+.PHONY: operator-install operator-uninstall stage stage-wait up-cluster-app up-instance
 
 KUBE_CONTEXT ?= kind-scalestage
 OPERATOR_RELEASE ?= scalestage-operator
@@ -44,11 +44,12 @@ stage-wait: ## wait until scalestage/chirp in $(NAMESPACE) is Ready (READY_TIMEO
 	  --for=jsonpath='{.status.phase}'=Ready --timeout=$(READY_TIMEOUT)
 	kubectl --context $(KUBE_CONTEXT) get -n $(NAMESPACE) scalestages
 
-up-cluster-app: cluster ## cluster, images loaded, operator installed, ScaleStage chirp (stage 1 if new) Ready
-	@$(MAKE) --no-print-directory operator-install
+up-cluster-app: cluster operator-install up-instance ## cluster, images loaded, operator installed, ScaleStage chirp Ready
+
+up-instance: ## ScaleStage chirp in $(NAMESPACE): stage 1 if new (an existing one keeps its stage), until Ready
 	@# a second `make up` leaves an existing instance at whatever stage it has been moved to
 	@if kubectl --context $(KUBE_CONTEXT) get -n $(NAMESPACE) scalestage/chirp >/dev/null 2>&1; then \
 	  echo "scalestage/chirp exists in $(NAMESPACE): left at its stage"; \
 	else $(MAKE) --no-print-directory stage STAGE=1; fi
 	@$(MAKE) --no-print-directory stage-wait
-	@echo "Chirp at stage 1: kubectl --context $(KUBE_CONTEXT) -n $(NAMESPACE) port-forward svc/chirp 8080:80"
+	@echo "Chirp: http://localhost:8080 (the examples' frontDoor.nodePort; kind maps it to the host)"
