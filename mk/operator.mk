@@ -37,7 +37,8 @@ example-stage-%: ## same as `make stage STAGE=%`
 
 stage-wait: ## wait until scalestage/chirp in $(NAMESPACE) is Ready (READY_TIMEOUT, default 600s)
 	@# after a change, the phase is stale until the operator has seen this generation
-	kubectl --context $(KUBE_CONTEXT) wait -n $(NAMESPACE) scalestage/chirp --timeout=60s \
+	@# (a freshly started operator may take a minute or more before it records it)
+	kubectl --context $(KUBE_CONTEXT) wait -n $(NAMESPACE) scalestage/chirp --timeout=$(READY_TIMEOUT) \
 	  --for=jsonpath='{.status.observedGeneration}'="$$(kubectl --context $(KUBE_CONTEXT) get -n $(NAMESPACE) \
 	    scalestage/chirp -o jsonpath='{.metadata.generation}')"
 	kubectl --context $(KUBE_CONTEXT) wait -n $(NAMESPACE) scalestage/chirp \
