@@ -12,6 +12,8 @@ SIGTERM so that Services stop sending new requests first (docs/contracts.md).
 import os
 
 GRACEFUL_TIMEOUT_SECONDS = 30
+# gunicorn answers a longer request line (URL + query) itself, 400 text/html, before the app.
+REQUEST_LINE_LIMIT = 4094
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 workers = 1
@@ -20,6 +22,7 @@ threads = int(os.environ.get("CHIRP_WEB_THREADS", "8"))
 graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
 timeout = 60
 keepalive = 5
+limit_request_line = REQUEST_LINE_LIMIT
 accesslog = None
 errorlog = "-"
 loglevel = "info"
