@@ -43,10 +43,10 @@ STAGES: dict[int, Stage] = {
               ("db-primary",)),
         Stage(4, "cached", SINGLE_PRIMARY, 3, 2, 0, True, 0, False, "redis", False,
               ("db-primary", "redis")),
-        # Stage 5: no single component stops reads; each shard's primary still takes its users'
-        # writes.
+        # Stage 5: no single component stops public reads; each shard's primary still takes its
+        # users' writes, and Redis holds every session and the workers' task queue.
         Stage(5, "sharded", SHARDED, 3, 1, 2, True, 2, True, "redis", False,
-              ("db-shard-{i}-primary",)),
+              ("db-shard-{i}-primary", "redis")),
     )
 }
 

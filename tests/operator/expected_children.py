@@ -26,7 +26,7 @@ SPOFS: dict[int, list[str]] = {
     2: ["web", "db-primary"],
     3: ["db-primary"],
     4: ["db-primary", "redis"],
-    5: ["db-shard-0-primary", "db-shard-1-primary"],
+    5: ["db-shard-0-primary", "db-shard-1-primary", "redis"],
 }
 
 # Everything else, as `Kind/name`.

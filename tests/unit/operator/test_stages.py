@@ -13,14 +13,14 @@ def test_five_stages_with_their_names():
 @pytest.mark.parametrize(
     "stage, spofs",
     [(1, ["monolith"]), (2, ["web", "db-primary"]), (3, ["db-primary"]),
-     (4, ["db-primary", "redis"]), (5, ["db-shard-0-primary", "db-shard-1-primary"])],
+     (4, ["db-primary", "redis"]), (5, ["db-shard-0-primary", "db-shard-1-primary", "redis"])],
 )
 def test_spofs_follow_the_stage_table(plan, stage, spofs):
     assert plan(stage).spofs == spofs
 
 
 def test_stage_5_lists_one_write_spof_per_shard(plan):
-    assert plan(5, database={"shards": 4}).spofs == [f"db-shard-{i}-primary" for i in range(4)]
+    assert plan(5, database={"shards": 4}).spofs == [f"db-shard-{i}-primary" for i in range(4)] + ["redis"]
 
 
 @pytest.mark.parametrize(

@@ -109,7 +109,7 @@ def test_printer_column_helpers(plan):
     s = summary(p, all_ready(p) | {"redis": workload(1, 0)})
     assert s["ready"] == "3/4"
     assert s["spofSummary"] == "db-primary, redis"
-    assert summary(plan(5), {})["spofSummary"] == "db-shard-0-primary, db-shard-1-primary"
+    assert summary(plan(5), {})["spofSummary"] == "db-shard-0-primary, db-shard-1-primary, redis"
 
 
 def test_idle_status_is_identical(plan):
