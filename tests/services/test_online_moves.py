@@ -7,6 +7,7 @@ side once, on its owner's shard; none may fail.
 """
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -18,7 +19,8 @@ import pytest
 
 from chirp.buckets import bucket_for_username, shard_for_bucket, shard_for_id
 from chirp.db.migrate import migrate
-from chirp.move import handoff, layout
+from chirp.move import handoff, layout, online
+from tests.polling import wait_until
 from tests.services.conftest import chirp_command
 
 USERS = 40
@@ -145,6 +147,16 @@ class Traffic:
         for thread in self.threads:
             thread.start()
 
+    def acknowledged(self) -> int:
+        return sum(len(t.posts) + len(t.follows) for t in self.threads if not t.reads)
+
+    def let_writes_land(self, count: int = 20) -> None:
+        """Wait until the writers have had `count` more writes acknowledged (wherever the
+        layout sends them now), so the step that follows has writes of this phase to carry."""
+        target = self.acknowledged() + count
+        wait_until(lambda: self.acknowledged() >= target, timeout=30,
+                   what=f"{count} more acknowledged writes")
+
     def finish(self) -> dict:
         for thread in self.threads:
             thread.stop.set()
@@ -205,13 +217,19 @@ def assert_holds_exactly(urls, seeded, traffic):
 
 
 def wait_until_ready(sources, targets, timeout=90.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = run_move("status", sources, targets)
-        if status["cutover_ready"]:
-            return status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.3)
+    return wait_until(lambda: (status := run_move("status", sources, targets))["cutover_ready"]
+                      and status, timeout=timeout, interval=0.3, what="the move cutover-ready")
+
+
+def cut_over_with_traffic(separate_databases, n_sources: int, n_targets: int):
+    """Seeded sources under write traffic, moved and cut over to new targets."""
+    sources, targets = separate_databases(n_sources), separate_databases(n_targets)
+    seeded = seed_sources(sources)
+    traffic = Traffic(sources, seeded["users"])
+    run_move("start", sources, targets)
+    wait_until_ready(sources, targets)
+    run_move("cutover", sources, targets)
+    return sources, targets, seeded, traffic
 
 
 SHAPES = {"copy 1->1": (1, 1), "reshard 1->2": (1, 2), "reshard 2->3": (2, 3),
@@ -225,20 +243,20 @@ def test_move_while_writing_loses_duplicates_and_fails_nothing(separate_database
     sources, targets = separate_databases(n_sources), separate_databases(n_targets)
     seeded = seed_sources(sources)
     traffic = Traffic(sources, seeded["users"])
-    time.sleep(0.3)
+    traffic.let_writes_land()
     started = run_move("start", sources, targets)
     assert started["phase"] == "copying" and started["rows_total"] > 0
     status = wait_until_ready(sources, targets)
     assert all(s["initial_copy_done"] for s in status["streams"].values())
     assert len(status["streams"]) == len(layout.streams("x", n_sources, n_targets, "forward"))
-    time.sleep(0.5)
+    traffic.let_writes_land()
     done = run_move("cutover", sources, targets)
     assert done["phase"] == "cut-over"
     assert all(t["ok"] for t in done["cutover"]["tables"].values())
     for step in ("start", "cutover"):  # rerun after success: nothing to do, nothing changes
         again = run_move(step, sources, targets)
         assert again["phase"] == "cut-over" and "cutover" not in again
-    time.sleep(0.5)  # writers continue on the new layout
+    traffic.let_writes_land()  # writers continue on the new layout
     result = traffic.finish()
     held = {k: v for k, v in done["cutover"].items() if k.endswith("_seconds")}
     print(f"\n{shape}: {len(result['posts'])} posts, {len(result['follows'])} follows written,"
@@ -258,16 +276,11 @@ def test_move_while_writing_loses_duplicates_and_fails_nothing(separate_database
 
 @pytest.mark.slow
 def test_reverse_returns_to_the_sources_with_every_write(separate_databases):
-    sources, targets = separate_databases(1), separate_databases(2)
-    seeded = seed_sources(sources)
-    traffic = Traffic(sources, seeded["users"])
-    run_move("start", sources, targets)
-    wait_until_ready(sources, targets)
-    run_move("cutover", sources, targets)
-    time.sleep(1.0)  # writes land on the targets only
+    sources, targets, seeded, traffic = cut_over_with_traffic(separate_databases, 1, 2)
+    traffic.let_writes_land()  # on the targets only
     reversed_ = run_move("reverse", sources, targets)
     assert reversed_["phase"] == "reversed"
-    time.sleep(0.5)  # and now on the sources again
+    traffic.let_writes_land()  # and now on the sources again
     result = traffic.finish()
     print(f"\nreverse: longest write {result['max_write_seconds']:.3f} s,"
           f" writes held {reversed_['reverse']['locked_seconds']} s")
@@ -288,14 +301,11 @@ KILL_POINTS = [("start", "targets on standby"), ("start", "replicating"),
 
 
 def kill_after(step, sources, targets, line) -> None:
-    proc = subprocess.Popen(move_command(step, sources, targets), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    for output in proc.stderr:
-        if line in output:
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(30)
-    assert proc.returncode == -signal.SIGKILL, f"{step} ended before printing {line!r}"
+    """Run the step and SIGKILL it right after it prints `line` (the engine's failpoint)."""
+    result = subprocess.run(move_command(step, sources, targets), capture_output=True, text=True,
+                            timeout=180, env=dict(os.environ, **{online.CRASH_AFTER_ENV: line}))
+    assert result.returncode == -signal.SIGKILL, f"{step} ended without printing {line!r}"
+    assert line in result.stderr.splitlines()[-1], result.stderr
 
 
 @pytest.mark.slow
@@ -309,10 +319,11 @@ def test_killed_at_every_step_and_rerun_keeps_every_guarantee(separate_databases
         if line == "locked:":
             wait_until_ready(sources, targets)
         kill_after(step, sources, targets, line)  # after "retired", writes wait for the rerun
-        time.sleep(0.2)
+        time.sleep(0.2)  # writers go on between kills; after "retired" they are held, so
+        #                 there is no acknowledged write to wait for here
     done = run_move("cutover", sources, targets)
     assert done["phase"] == "cut-over"
-    time.sleep(0.5)
+    traffic.let_writes_land()
     result = traffic.finish()
     print(f"\n{shape} killed at {len(KILL_POINTS)} steps: longest write"
           f" {result['max_write_seconds']:.3f} s")
@@ -331,10 +342,10 @@ def test_a_cutover_killed_between_its_decision_and_the_commits_finishes_on_rerun
     run_move("start", sources, targets)
     wait_until_ready(sources, targets)
     query(targets[0], "UPDATE chirp_moves SET phase = 'cutover-committed', epoch = 1")
-    time.sleep(0.5)  # the live sources take writes the feeds carry on
+    traffic.let_writes_land()  # the live sources take writes the feeds carry on
     done = run_move("cutover", sources, targets)
     assert done["phase"] == "cut-over" and all(t["ok"] for t in done["cutover"]["tables"].values())
-    time.sleep(0.5)
+    traffic.let_writes_land()
     result = traffic.finish()
     assert_holds_exactly(targets, seeded, result)
     for url in sources:
@@ -343,18 +354,14 @@ def test_a_cutover_killed_between_its_decision_and_the_commits_finishes_on_rerun
 
 @pytest.mark.slow
 def test_reverse_killed_at_every_step_and_rerun_returns_every_write(separate_databases):
-    sources, targets = separate_databases(1), separate_databases(2)
-    seeded = seed_sources(sources)
-    traffic = Traffic(sources, seeded["users"])
-    run_move("start", sources, targets)
-    wait_until_ready(sources, targets)
-    run_move("cutover", sources, targets)
-    time.sleep(0.5)
+    sources, targets, seeded, traffic = cut_over_with_traffic(separate_databases, 1, 2)
+    traffic.let_writes_land()
     for line in ("locked:", "caught up", "decision recorded", "retired", "live:"):
         kill_after("reverse", sources, targets, line)
-        time.sleep(0.2)
+        time.sleep(0.2)  # writers go on between kills; after "retired" they are held, so
+        #                 there is no acknowledged write to wait for here
     assert run_move("reverse", sources, targets)["phase"] == "reversed"
-    time.sleep(0.5)
+    traffic.let_writes_land()
     result = traffic.finish()
     print(f"\nreverse killed at 5 steps: longest write {result['max_write_seconds']:.3f} s")
     assert_holds_exactly(sources, seeded, result)
@@ -422,10 +429,10 @@ def test_a_cutover_that_cannot_finish_in_time_aborts_and_the_source_stays_live(
         assert "aborted, the old databases stay live" in stderr
         assert query(sources[0], "SELECT state FROM chirp_routing")[0][0] == "live"
         assert run_move("status", sources, targets)["phase"] == "copying"
-        time.sleep(0.5)  # writes went on to the source
+        traffic.let_writes_land()  # writes went on to the source
     done = run_move("cutover", sources, targets)
     assert done["phase"] == "cut-over"
-    time.sleep(0.5)
+    traffic.let_writes_land()
     result = traffic.finish()
     print(f"\naborted cutover then cutover: longest write {result['max_write_seconds']:.3f} s")
     assert_holds_exactly(targets, seeded, result)

@@ -13,6 +13,7 @@ import requests
 from chirp.buckets import shard_for_id
 from chirp.db.migrate import migrate
 from tests.fixtures.processes import free_port
+from tests.polling import wait_until
 from tests.services.conftest import ChirpProcess, stage_env, wait_http
 from tests.services.test_online_moves import SHAPES, query, run_move, wait_until_ready
 
@@ -134,11 +135,19 @@ def test_app_keeps_writing_through_a_move(separate_databases, start_web, redis_u
     for thread in [*writers, reader]:
         thread.start()
 
+    def let_writes_land(count=20):
+        """Until `count` more writes are acknowledged over HTTP (not a clock)."""
+        def acknowledged():
+            return sum(len(w.posts) + len(w.follows) for w in writers)
+        target = acknowledged() + count
+        wait_until(lambda: acknowledged() >= target, timeout=30,
+                   what=f"{count} more acknowledged writes")
+
     run_move("start", sources, targets)
     wait_until_ready(sources, targets)
-    time.sleep(0.5)
+    let_writes_land()  # during the copy
     done = run_move("cutover", sources, targets)
-    time.sleep(1.0)  # the pod now writes to the targets
+    let_writes_land()  # the pod now writes to the targets
     late_pod = start_web(sources, redis_url)  # an old pod of a rolling Deployment
     name, _, uid = groups[0][0]
     session = requests.Session()  # its own cookie jar: cookies do not tell ports apart

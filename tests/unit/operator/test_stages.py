@@ -20,7 +20,8 @@ def test_spofs_follow_the_stage_table(plan, stage, spofs):
 
 
 def test_stage_5_lists_one_write_spof_per_shard(plan):
-    assert plan(5, database={"shards": 4}).spofs == [f"db-shard-{i}-primary" for i in range(4)] + ["redis"]
+    spofs = plan(5, database={"shards": 4}).spofs
+    assert spofs == [f"db-shard-{i}-primary" for i in range(4)] + ["redis"]
 
 
 @pytest.mark.parametrize(

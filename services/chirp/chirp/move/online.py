@@ -7,6 +7,7 @@ does what is missing: killed anywhere, the same command run again finishes the s
 """
 
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,8 +35,17 @@ class CutoverAborted(Exception):
     """The cutover could not finish within its bound; the sources stayed live, nothing changed."""
 
 
+# A failpoint: the command SIGKILLs itself right after the first progress line containing this
+# text. Tests crash a step at an exact point with it (a reader of stderr that kills on the line
+# races the command, which may finish first). Unset outside tests.
+CRASH_AFTER_ENV = "CHIRP_MOVE_CRASH_AFTER"
+
+
 def _progress(message: str) -> None:
     print(f"chirp move: {message}", file=sys.stderr, flush=True)
+    crash_after = os.environ.get(CRASH_AFTER_ENV)
+    if crash_after and crash_after in message:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _connect(url: str) -> psycopg.Connection:
