@@ -69,8 +69,10 @@ class Cluster:
     def exec(self, namespace: str, pod: str, *command: str, timeout: float = 60) -> str:
         return self.kubectl("exec", "-n", namespace, pod, "--", *command, timeout=timeout)
 
-    def create_namespace(self, name: str) -> str:
-        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> str:
+        """Create it, with `labels` if given (e.g. the Pod Security Standard it enforces)."""
+        self.core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
         return name
 
     def delete_namespace(self, name: str, timeout: float = 300) -> None:

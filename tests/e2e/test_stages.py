@@ -36,6 +36,9 @@ EXAMPLES = REPO_ROOT / "examples"
 # Images the stages 1–4 run (the edge cache is stage 5 only).
 IMAGES = ("scalestage/operator:dev", "scalestage/chirp:dev", "scalestage/postgres:15",
           "scalestage/redis:7")
+# Every stage runs under the restricted Pod Security Standard: its pods are refused otherwise.
+RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted"
+              for mode in ("enforce", "warn", "audit")}
 READY_TIMEOUT = 420  # a cold stage 3 on 2 cores: 3 Postgres initdb/basebackups + 3 web pods
 
 # Run in the client pod: one anonymous GET, printed as JSON (status 0: nothing answered). The
@@ -234,7 +237,8 @@ def stage(request, kind_cluster: Cluster, operator: str, say):
     waited for until the namespace is gone (pods, volumes, the ScaleStage and its finalizer), so
     the next stage has the cores to itself."""
     number = request.param
-    namespace = kind_cluster.create_namespace(f"e2e-stage{number}-{uuid.uuid4().hex[:6]}")
+    namespace = kind_cluster.create_namespace(f"e2e-stage{number}-{uuid.uuid4().hex[:6]}",
+                                              labels=RESTRICTED)
     manifest = yaml.safe_load((EXAMPLES / f"stage-{number}.yaml").read_text())
     # The examples open the front door on node port 30080 (http://localhost:8080 on the host).
     # One Service can hold it at a time: on a machine where `make up`'s instance holds it, this
@@ -299,6 +303,8 @@ def test_stage_reaches_ready_with_real_pods(stage, kind_cluster: Cluster):
     assert all(c["ready"] == c["desired"] for c in status["components"]), status["components"]
     ready = {c["type"]: c for c in status["conditions"]}["Ready"]
     assert (ready["status"], ready["reason"]) == ("True", "AllComponentsReady")
+    labels = kind_cluster.core.read_namespace(namespace).metadata.labels
+    assert RESTRICTED.items() <= labels.items(), labels
 
     pods = pods_of(kind_cluster, namespace)
     by_component: dict[str, int] = {}

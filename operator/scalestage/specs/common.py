@@ -1,5 +1,6 @@
-"""Small pieces every builder shares: object metadata, the workload and container skeletons,
-non-root security contexts, env helpers and the config file templates."""
+"""Small pieces every builder shares: object metadata, the workload and container skeletons (with
+the restricted Pod Security Standard's security contexts), env helpers and the config file
+templates."""
 
 from __future__ import annotations
 
@@ -22,15 +23,19 @@ def metadata(names: Names, name: str, component: str, **labels: str) -> dict[str
     return {"name": name, "labels": names.labels(component, **labels)}
 
 
-def pod_security(uid: int) -> dict[str, Any]:
-    """Pod-level: run as a fixed non-root uid; fsGroup makes volumes writable for it."""
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": uid,
-        "runAsGroup": uid,
-        "fsGroup": uid,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
+def pod_security(uid: int | None, fs_group: int | None = None) -> dict[str, Any]:
+    """Pod level of the restricted Pod Security Standard: non-root, the runtime's default seccomp
+    profile. `uid` is the image's numeric user (and group; runAsNonRoot alone fails when an image
+    names its user by name); without it every container sets its own. `fs_group` (default `uid`)
+    makes the volumes writable for it."""
+    out: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if uid is not None:
+        out |= {"runAsUser": uid, "runAsGroup": uid}
+    if fs_group is None:
+        fs_group = uid
+    if fs_group is not None:
+        out["fsGroup"] = fs_group
+    return out
 
 
 def spread(selector: dict[str, str]) -> list[dict[str, Any]]:
@@ -45,6 +50,7 @@ def spread(selector: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def container_security() -> dict[str, Any]:
+    """Container level of the restricted Pod Security Standard (init containers too)."""
     return {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
@@ -107,6 +113,8 @@ def workload(
     replicas: int,
     pod: dict[str, Any],
     *,
+    run_as: int | None,
+    fs_group: int | None = None,
     name: str | None = None,
     labels: Mapping[str, str] | None = None,
     selector: dict[str, str] | None = None,
@@ -116,11 +124,21 @@ def workload(
 ) -> Manifest:
     """An apps/v1 Deployment or StatefulSet `<instance>-<component>` (or `name`) running `pod`.
 
+    Every pod meets the restricted Pod Security Standard, set here once for all builders: the
+    pod's securityContext is pod_security(run_as, fs_group) (a builder sets none of its own), and
+    every container, init containers too, gets container_security() over its own fields.
+
     `labels` go on the object and its pods; the selector defaults to the component's (selectors are
     immutable, so they never include labels that may change). Extra keyword arguments are spec
     fields (strategy, serviceName, podManagementPolicy). A StatefulSet's `volume_claims` are deleted
     with its pods (scaled down) or with it (deleted).
     """
+    if "securityContext" in pod:
+        raise ValueError("workload() sets the pod's securityContext: pass run_as / fs_group")
+    pod = {"securityContext": pod_security(run_as, fs_group), **pod}
+    for key in ("initContainers", "containers"):
+        if key in pod:
+            pod[key] = [restricted(c) for c in pod[key]]
     labels = dict(labels or {})
     template: dict[str, Any] = {"labels": names.labels(component, **labels)}
     if pod_annotations:
@@ -176,6 +194,13 @@ def container(
         out["volumeMounts"] = [mount(volume, path, volume in read_only)
                                for volume, path in mounts.items()]
     return out
+
+
+def restricted(container: dict[str, Any]) -> dict[str, Any]:
+    """The container with the restricted standard's fields over its own securityContext (which
+    may add its user, e.g. the monolith's two programs)."""
+    return {**container,
+            "securityContext": {**container.get("securityContext", {}), **container_security()}}
 
 
 def mount(volume: str, path: str, read_only: bool = False) -> dict[str, Any]:

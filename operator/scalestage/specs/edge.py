@@ -8,7 +8,7 @@ import hashlib
 from ..names import Names
 from ..stages import Plan
 from . import web
-from .common import Manifest, container, metadata, pod_security, render, service, workload
+from .common import Manifest, container, metadata, render, service, workload
 
 COMPONENT = "edge"
 EDGE_UID = 101
@@ -46,7 +46,6 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
         read_only=("config",),
     )
     pod = {
-        "securityContext": pod_security(EDGE_UID),
         "containers": [nginx],
         "volumes": [
             {"name": "config", "configMap": {"name": config_name}},
@@ -56,7 +55,7 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
     return [
         config_map,
         # A new config rolls the pods (nginx reads it only at start).
-        workload("Deployment", names, COMPONENT, plan.edge_replicas, pod,
+        workload("Deployment", names, COMPONENT, plan.edge_replicas, pod, run_as=EDGE_UID,
                  pod_annotations={"scalestage.dev/config-hash": sha(conf)}),
         service(names, names.of(COMPONENT), COMPONENT, names.selector(COMPONENT), 80, PORT),
     ]

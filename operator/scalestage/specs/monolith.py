@@ -28,12 +28,6 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
     migrate, web = (run_as(app.container(plan, names, command), app.APP_UID)
                     for command in ("migrate", "web"))
     pod = {
-        "securityContext": {
-            "runAsNonRoot": True,
-            # The volume is Postgres's: group-writable for uid 999.
-            "fsGroup": postgres.POSTGRES_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
         # the web container stops first (its preStop sleep, then gunicorn's graceful stop);
         # Postgres, a sidecar, stops after it
         "terminationGracePeriodSeconds": app.TERMINATION_GRACE_SECONDS,
@@ -42,7 +36,10 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
         "volumes": [postgres.socket_volume()],
     }
     return [
-        workload("StatefulSet", names, COMPONENT, 1, pod, labels=labels,
+        # No pod-wide user: each container runs as its image's (run_as below). The volume is
+        # Postgres's: group-writable for uid 999.
+        workload("StatefulSet", names, COMPONENT, 1, pod, run_as=None,
+                 fs_group=postgres.POSTGRES_UID, labels=labels,
                  serviceName=names.front_door,
                  volume_claims=[postgres.volume_claim(plan, names, COMPONENT, labels)])
     ]

@@ -12,7 +12,7 @@ from typing import Any
 from ..names import CLUSTER, HOLDS_DATA, ROLE, Names
 from ..stages import Plan, db_clusters
 from . import common, secrets
-from .common import Manifest, env, env_from_secret, pod_security, render, service, spread, workload
+from .common import Manifest, env, env_from_secret, render, service, spread, workload
 
 POSTGRES_UID = 999
 PORT = 5432
@@ -83,7 +83,6 @@ def statefulset(
     labels = {**role_labels, HOLDS_DATA: "true" if holds_data else "false"}
     cluster = role_labels[CLUSTER]
     pod = {
-        "securityContext": pod_security(POSTGRES_UID),
         "terminationGracePeriodSeconds": 30,
         # one Postgres cluster's primary and replicas apart: a lost node keeps a copy
         "topologySpreadConstraints": spread(names.selector("db", **{CLUSTER: cluster})),
@@ -92,6 +91,7 @@ def statefulset(
     }
     return workload(
         "StatefulSet", names, "db", replicas, pod,
+        run_as=POSTGRES_UID,
         name=names.of(component),
         labels=labels,
         selector=names.selector("db", **role_labels),

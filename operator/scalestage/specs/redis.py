@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..names import Names
 from ..stages import Plan
-from .common import Manifest, container, pod_security, service, workload
+from .common import Manifest, container, service, workload
 
 REDIS_UID = 999
 PORT = 6379
@@ -31,11 +31,11 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
         mounts={"data": "/data"},
     )
     pod = {
-        "securityContext": pod_security(REDIS_UID),
         "containers": [redis],
         "volumes": [{"name": "data", "emptyDir": {}}],
     }
     return [
-        workload("Deployment", names, COMPONENT, 1, pod, strategy={"type": "Recreate"}),
+        workload("Deployment", names, COMPONENT, 1, pod, run_as=REDIS_UID,
+                 strategy={"type": "Recreate"}),
         service(names, names.of(COMPONENT), COMPONENT, names.selector(COMPONENT), PORT, PORT),
     ]

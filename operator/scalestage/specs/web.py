@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..names import Names
 from ..stages import MONOLITH, Plan
 from . import app
-from .common import Manifest, pod_security, service, spread, workload
+from .common import Manifest, service, spread, workload
 
 COMPONENT = "web"
 PORT = 80
@@ -19,7 +19,6 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
     if plan.data_layout == MONOLITH:
         return []
     pod = {
-        "securityContext": pod_security(app.APP_UID),
         "terminationGracePeriodSeconds": app.TERMINATION_GRACE_SECONDS,
         "topologySpreadConstraints": spread(names.selector(COMPONENT)),
         # `chirp migrate` is safe to run from several pods at once (contract).
@@ -27,7 +26,7 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
         "containers": [app.container(plan, names, "web")],
     }
     deployment = workload(
-        "Deployment", names, COMPONENT, plan.web_replicas, pod,
+        "Deployment", names, COMPONENT, plan.web_replicas, pod, run_as=app.APP_UID,
         strategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
     )
     return [

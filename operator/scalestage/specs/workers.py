@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..names import Names
 from ..stages import Plan
 from . import app
-from .common import Manifest, pod_security, workload
+from .common import Manifest, workload
 
 COMPONENT = "worker"
 
@@ -14,7 +14,6 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
     if not plan.workers:
         return []
     pod = {
-        "securityContext": pod_security(app.APP_UID),
         "containers": [app.container(plan, names, "worker")],
     }
-    return [workload("Deployment", names, COMPONENT, plan.workers, pod)]
+    return [workload("Deployment", names, COMPONENT, plan.workers, pod, run_as=app.APP_UID)]
