@@ -33,3 +33,18 @@ clock() {
   local s=$1
   if (( s >= 60 )); then printf '%d min %02d s' $((s / 60)) $((s % 60)); else printf '%d s' "$s"; fi
 }
+
+# with_heartbeat WHAT CMD...: run CMD, saying every minute that WHAT is still going (cold builds of
+# Kubernetes or Tilt are silent for many minutes on two cores).
+with_heartbeat() {
+  local what=$1 started=$SECONDS ticks=0; shift
+  "$@" &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if (( ++ticks % 60 == 0 )) && kill -0 "$pid" 2>/dev/null; then
+      log "$what: still going ($((SECONDS - started)) s)"
+    fi
+  done
+  wait "$pid"
+}

@@ -50,20 +50,6 @@ export CGO_ENABLED=1 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
 export GOCACHE="${SCALESTAGE_GOCACHE:-$CACHE_ROOT/go-build}"
 mkdir -p "$GOCACHE" "$SRC"
 
-# with_heartbeat WHAT CMD...: run CMD, saying every minute that it is still going.
-with_heartbeat() {
-  local what=$1 started=$SECONDS ticks=0; shift
-  "$@" &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 1
-    if (( ++ticks % 60 == 0 )) && kill -0 "$pid" 2>/dev/null; then
-      log "tilt: still $what ($((SECONDS - started)) s)"
-    fi
-  done
-  wait "$pid"
-}
-
 started=$SECONDS
 log "tilt: building $VERSION (cold: ~5 min for the UI, ~10-15 min for Go on 2 cores) ..."
 
@@ -95,10 +81,10 @@ if [[ ! -f "$SRC/tilt/web/build/index.html" ]]; then
     export YARN_ENABLE_PROGRESS_BARS=false YARN_ENABLE_INLINE_BUILDS=false
     export GENERATE_SOURCEMAP=false BROWSER=none CI=true
     t=$SECONDS
-    with_heartbeat "installing the UI's npm packages" node "$yarn_cjs" install --immutable
+    with_heartbeat "tilt: installing the UI's npm packages" node "$yarn_cjs" install --immutable
     log "tilt: yarn install $((SECONDS - t)) s"
     t=$SECONDS
-    with_heartbeat "building the UI" node "$yarn_cjs" build
+    with_heartbeat "tilt: building the UI" node "$yarn_cjs" build
     log "tilt: yarn build $((SECONDS - t)) s"
   )
   [[ -f "$SRC/tilt/web/build/index.html" ]] || die "the UI build left no web/build/index.html"
@@ -152,7 +138,7 @@ rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
 t=$SECONDS
 (
   cd "$W"
-  with_heartbeat "compiling tilt" go build -trimpath -tags=osusergo \
+  with_heartbeat "tilt: compiling tilt" go build -trimpath -tags=osusergo \
     -ldflags "-s -w -X main.version=${VERSION#v} -X main.date=$(date -u +%Y-%m-%d)" \
     -o "$OUT.tmp/tilt" github.com/tilt-dev/tilt/cmd/tilt
 )

@@ -45,21 +45,6 @@ quietly() {
   out="$("$@" 2>&1)" || { echo "$out" >&2; return 1; }
 }
 
-# with_heartbeat WHAT CMD...: run CMD, saying every minute that it is still going (a cold
-# Kubernetes build is silent for many minutes on two cores).
-with_heartbeat() {
-  local what=$1 started=$SECONDS ticks=0; shift
-  "$@" &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 1
-    if (( ++ticks % 60 == 0 )) && kill -0 "$pid" 2>/dev/null; then
-      log "tools: still building $what ($((SECONDS - started)) s)"
-    fi
-  done
-  wait "$pid"
-}
-
 # tool NAME VERSION BUILD_FUNCTION: build into the cache once, then link.
 tool() {
   local name=$1 version=$2 build=$3
@@ -70,7 +55,7 @@ tool() {
     local started=$SECONDS
     log "tools: building $name $version ..."
     rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-    with_heartbeat "$name" "$build" "$dir.tmp" "$version"
+    with_heartbeat "tools: building $name" "$build" "$dir.tmp" "$version"
     rm -rf "$dir" && mv "$dir.tmp" "$dir" && touch "$dir/.complete"
     log "tools: built $name $version in $((SECONDS - started)) s"
   fi
@@ -79,7 +64,8 @@ tool() {
 
 # --- Kubernetes: a wrapper module, because k8s.io/kubernetes replaces its staging modules locally.
 build_kubernetes() {
-  local out=$1 version=$2 src="$CACHE/src/kubernetes-$version"
+  local out=$1 version=$2
+  local src="$CACHE/src/kubernetes-$version"
   local minor=${version#v1.}; minor=${minor%%.*}
   mkdir -p "$src"
   (
@@ -112,7 +98,8 @@ build_kubernetes() {
 
 # --- etcd: the server module replaces its siblings locally too; require them all at one version.
 build_etcd() {
-  local out=$1 version=$2 src="$CACHE/src/etcd-$version"
+  local out=$1 version=$2
+  local src="$CACHE/src/etcd-$version"
   mkdir -p "$src"
   (
     cd "$src"
