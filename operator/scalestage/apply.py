@@ -23,12 +23,9 @@ from kubernetes.dynamic.exceptions import NotFoundError
 from kubernetes.dynamic.resource import Resource
 from kubernetes.utils.quantity import parse_quantity
 
-from .names import APPLIED_HASH, GROUP, HOLDS_DATA, MANAGED_BY
+from .names import API_VERSION, APPLIED_HASH, GROUP, HOLDS_DATA, MANAGED_BY
 
 FIELD_MANAGER = MANAGED_BY
-VERSION = "v1alpha1"
-PLURAL = "scalestages"
-API_VERSION = f"{GROUP}/{VERSION}"
 SCALESTAGE = "ScaleStage"
 
 # Every kind a builder may produce (kind: apiVersion), in apply order: what pods refer to exists

@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from rich.console import Console
 from rich.table import Table
 
-from .apply import PLURAL, VERSION
-from .names import GROUP
+from .names import GROUP, PLURAL, VERSION
 from .stages import STAGES
 
 PHASE_STYLE = {"Ready": "green", "Progressing": "yellow", "Pending": "yellow",

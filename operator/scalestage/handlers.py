@@ -16,11 +16,11 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from . import apply
-from .names import GROUP, MANAGED_BY, MANAGED_BY_LABEL
+from .names import GROUP, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, VERSION
 from .reconcile import Operator
 
 RESYNC_SECONDS = float(os.environ.get("SCALESTAGE_RESYNC_SECONDS", "10"))
-RESOURCE = (GROUP, apply.VERSION, apply.PLURAL)
+RESOURCE = (GROUP, VERSION, PLURAL)
 ANNOTATIONS_PREFIX = "kopf.scalestage.dev"
 
 

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 MANAGED_BY = "scalestage-operator"
 GROUP = "scalestage.dev"
+# The ScaleStage resource itself (the CRD in charts/scalestage-operator/crds/).
+VERSION = "v1alpha1"
+PLURAL = "scalestages"
+API_VERSION = f"{GROUP}/{VERSION}"
 
 INSTANCE = "app.kubernetes.io/instance"
 COMPONENT = "app.kubernetes.io/component"

@@ -20,8 +20,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from scalestage.apply import PLURAL, VERSION
-from scalestage.names import COMPONENT, GROUP, ROLE
+from scalestage.names import COMPONENT, GROUP, PLURAL, ROLE, VERSION
 from scalestage.names import INSTANCE as INSTANCE_LABEL
 from tests.e2e.kindcluster import REPO_ROOT, TEST_IMAGE, TRANSIENT, Cluster, tool
 from tests.operator.expected_children import INSTANCE, SPOFS, replicas

@@ -18,7 +18,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
 from scalestage import apply
-from scalestage.names import GROUP, Names
+from scalestage.names import API_VERSION, GROUP, PLURAL, VERSION, Names
 from tests.fixtures.controlplane import delete_namespaces, die_with
 from tests.fixtures.processes import processes_mentioning
 from tests.operator.expected_children import INSTANCE
@@ -53,7 +53,7 @@ def crd(api):
     wait_until(established, what="CRD Established")
     # Discovery of the new group can lag Established by a moment.
     custom = client.CustomObjectsApi(api)
-    wait_until(lambda: custom.list_cluster_custom_object(GROUP, apply.VERSION, apply.PLURAL),
+    wait_until(lambda: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL),
                what="scalestages served", tolerate=(ApiException,))
     return manifest
 
@@ -91,7 +91,7 @@ class OperatorProcess:
         if self.process.poll() is not None:
             raise RuntimeError(
                 f"operator exited with {self.process.returncode}:\n{self.log()[-3000:]}")
-        return f"Starting the watch-stream for {apply.PLURAL}." in self.log()  # needs --verbose
+        return f"Starting the watch-stream for {PLURAL}." in self.log()  # needs --verbose
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -196,7 +196,7 @@ class Kube:
     """The few calls the operator tests make, through the kubernetes DynamicClient, as dicts."""
 
     KINDS = {**apply.KINDS, "PersistentVolumeClaim": "v1", "Pod": "v1", "Event": "v1",
-             apply.SCALESTAGE: apply.API_VERSION}
+             apply.SCALESTAGE: API_VERSION}
 
     def __init__(self, api):
         self.dynamic = DynamicClient(api)
@@ -207,7 +207,7 @@ class Kube:
     # the ScaleStage
 
     def create(self, namespace, name, spec, field_validation=None):
-        body = {"apiVersion": apply.API_VERSION, "kind": apply.SCALESTAGE,
+        body = {"apiVersion": API_VERSION, "kind": apply.SCALESTAGE,
                 "metadata": {"name": name}, "spec": spec}
         query = [("fieldValidation", field_validation)] if field_validation else []
         return self.resource(apply.SCALESTAGE).create(

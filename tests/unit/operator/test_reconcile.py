@@ -4,6 +4,7 @@ Operator's per-object locks. (The operator tier runs the same against a real API
 import copy
 
 from scalestage import apply, reconcile
+from scalestage.names import API_VERSION
 from scalestage.reconcile import Event, Operator
 
 
@@ -31,7 +32,7 @@ class MemoryCluster(apply.Cluster):
 
 
 def scalestage(stage, status=None):
-    return {"apiVersion": apply.API_VERSION, "kind": apply.SCALESTAGE,
+    return {"apiVersion": API_VERSION, "kind": apply.SCALESTAGE,
             "metadata": {"name": "chirp", "namespace": "demo", "uid": "u-1", "generation": 1},
             "spec": {"stage": stage}, "status": status or {}}
 
