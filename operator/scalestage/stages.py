@@ -37,7 +37,7 @@ STAGES: dict[int, Stage] = {
         # the fields of Stage in order: number, name, data layout, web replicas, read replicas,
         # shards, redis, workers, edge, session backend, sticky sessions, SPOFs
         Stage(1, "monolith", MONOLITH, 1, 0, 0, False, 0, False, "process", False, ("monolith",)),
-        Stage(2, "separate-db", SINGLE_PRIMARY, 1, 0, 0, False, 0, False, "process", False,
+        Stage(2, "separate-db", SINGLE_PRIMARY, 1, 0, 0, False, 0, False, "process", True,
               ("web", "db-primary")),
         Stage(3, "load-balanced", SINGLE_PRIMARY, 3, 2, 0, False, 0, False, "process", True,
               ("db-primary",)),

@@ -1,6 +1,7 @@
 """Stage 3: writes to the primary, reads spread over real streaming replicas, read-your-writes,
 lagging or dead replicas skipped, no replica -> primary."""
 
+import json
 import time
 from collections import Counter
 
@@ -117,3 +118,49 @@ def test_no_replicas_configured_reads_primary(migrated_db, make_app):
 def test_readiness_checks_the_primary(app):
     response = app.test_client().get("/readyz")
     assert response.status_code == 200 and response.get_json()["databases"] == {"primary": True}
+
+
+def write_architecture(path, stage: int, name: str) -> None:
+    """As the kubelet updates a mounted ConfigMap: a new file put in place in one step."""
+    new = path.with_name(path.name + ".new")
+    new.write_text(json.dumps({"stage": stage, "stageName": name, "components": [],
+                               "spofs": []}))
+    new.replace(path)
+
+
+def test_a_running_app_follows_the_architecture_file_between_stages_2_and_3(
+        migrated_db, make_app, tmp_path):
+    """The operator steps 2 -> 3 -> 2 by changing only the mounted architecture document (the web
+    pods are not restarted): the running app reports the new stage and starts or stops reading
+    from replicas, and the session it holds in its process stays valid throughout."""
+    path = tmp_path / "architecture.json"
+    write_architecture(path, 2, "separate-db")
+    env = stage_env(2, database=migrated_db.primary_url, replicas=migrated_db.replica_urls,
+                    CHIRP_ARCHITECTURE_FILE=str(path))
+    del env["CHIRP_STAGE"]  # as in a pod: the stage is the document's
+    app = make_app(config_for(env, **TUNED))
+    user = app.test_client()
+    username = signup(user)
+
+    def reads(expected_stage: str) -> set:
+        seen = {(r.headers["X-Chirp-Stage"], r.headers["X-Chirp-DB"])
+                for r in (app.test_client().get("/api/public") for _ in range(6))}
+        assert {stage for stage, _ in seen} == {expected_stage}, seen
+        return {route for _, route in seen}
+
+    assert reads("2") == {"primary"}
+    assert app.test_client().get("/api/architecture").get_json()["databases"] == [
+        {"route": "primary", "address": migrated_db.primary_url.split("@", 1)[1]}]
+
+    write_architecture(path, 3, "load-balanced")
+    assert wait_until(lambda: {"replica-1", "replica-2"} & reads("3"),
+                      what="anonymous reads from a replica at stage 3")
+    assert "stage 3 (load-balanced)" in app.test_client().get("/").get_data(as_text=True)
+    me = user.get("/api/me")
+    assert me.status_code == 200 and me.get_json()["user"]["username"] == username
+    post(user, "written at stage 3")
+
+    write_architecture(path, 2, "separate-db")
+    assert reads("2") == {"primary"}
+    assert user.get("/api/me").get_json()["user"]["username"] == username
+    assert bodies(user.get("/api/timeline")) == ["written at stage 3"]

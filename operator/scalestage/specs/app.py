@@ -25,11 +25,25 @@ MIGRATE_WAIT_SECONDS = 300
 ENTRY_ARGS = {"migrate": ["migrate", "--wait", str(MIGRATE_WAIT_SECONDS)]}
 
 
-def chirp_env(plan: Plan, names: Names) -> list[dict[str, Any]]:
+# The web pods read the architecture document from a mounted file, not from env: the kubelet
+# updates a mounted ConfigMap's files in place (no subPath), so a step that changes only the
+# document (2↔3, scaling) reaches running pods without restarting them, and the app re-reads the
+# file when it changes (docs/contracts.md, CHIRP_ARCHITECTURE_FILE).
+ARCHITECTURE_VOLUME = "architecture"
+ARCHITECTURE_DIR = "/etc/chirp/architecture"
+ARCHITECTURE_FILE = f"{ARCHITECTURE_DIR}/{architecture.KEY}"
+
+
+def chirp_env(plan: Plan, names: Names, *, live_architecture: bool = False) -> list[dict[str, Any]]:
     """CHIRP_* variables for web, worker and migrate containers; passwords only by Secret
-    reference."""
+    reference.
+
+    No CHIRP_STAGE: the stage is the architecture document's (one source, the ConfigMap), and
+    nothing here differs between stages 2 and 3, so scaling out to stage 3 or back rolls no web
+    pod (their sessions live in the process). `live_architecture`: the document comes from the
+    mounted file (the pod must mount architecture_volume()); otherwise from env, fixed at start.
+    """
     out = [
-        env("CHIRP_STAGE", plan.number),
         env_from_secret("CHIRP_SECRET_KEY", names.credentials, secrets.SECRET_KEY),
         env_from_secret("PGPASSWORD", names.credentials, secrets.DB_PASSWORD),
         env("CHIRP_SESSION_BACKEND", plan.stage.session_backend),
@@ -44,27 +58,37 @@ def chirp_env(plan: Plan, names: Names) -> list[dict[str, Any]]:
                            ",".join(postgres.url(names.ro(c)) for c in clusters)))
     else:
         out.append(env("CHIRP_DATABASE_URL", postgres.url(names.rw("db"))))
-        if plan.read_replicas:
-            out.append(env("CHIRP_REPLICA_URLS", postgres.url(names.ro("db"))))
+        # From stage 2 on, replicas or not: the `-ro` Service exists at stage 2 too (without
+        # endpoints) and the app reads from it only while the document's stage is 3 or 4.
+        out.append(env("CHIRP_REPLICA_URLS", postgres.url(names.ro("db"))))
     if plan.stage.redis:
         out.append(env("CHIRP_REDIS_URL", redis.url(names, 0)))
     if plan.workers:
         out.append(env("CHIRP_BROKER_URL", redis.url(names, 1)))
-    out += [
-        # From a ConfigMap: a scale change updates the map without rolling every web pod.
-        {
+    if live_architecture:
+        out.append(env("CHIRP_ARCHITECTURE_FILE", ARCHITECTURE_FILE))
+    else:
+        out.append({
             "name": architecture.ENV,
             "valueFrom": {"configMapKeyRef": {"name": names.architecture, "key": architecture.KEY}},
-        },
+        })
+    out += [
         env_from_field("POD_NAME", "metadata.name"),
         env_from_field("NODE_NAME", "spec.nodeName"),
     ]
     return out
 
 
-def container(plan: Plan, names: Names, command: str) -> dict[str, Any]:
+def architecture_volume(names: Names) -> dict[str, Any]:
+    """The architecture ConfigMap as a volume, for pods whose containers read it live."""
+    return {"name": ARCHITECTURE_VOLUME, "configMap": {"name": names.architecture}}
+
+
+def container(plan: Plan, names: Names, command: str, *,
+              live_architecture: bool = False) -> dict[str, Any]:
     """A Chirp container running one entry point of the image's `chirp`: `web`, `worker` or
-    `migrate`."""
+    `migrate`. With `live_architecture` it mounts architecture_volume() (the pod must have it)
+    and reads the document from there (chirp_env)."""
     fields: dict[str, Any] = {}
     if command == "web":
         fields = {
@@ -74,10 +98,13 @@ def container(plan: Plan, names: Names, command: str) -> dict[str, Any]:
             # the kubelet's own sleep action: no shell or sleep binary needed in the image
             "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         }
+    if live_architecture:
+        fields["mounts"] = {ARCHITECTURE_VOLUME: ARCHITECTURE_DIR}
+        fields["read_only"] = (ARCHITECTURE_VOLUME,)
     return common.container(
         command, plan.images["app"], plan.resources["workers" if command == "worker" else "web"],
         args=ENTRY_ARGS.get(command, [command]),
-        env=chirp_env(plan, names),
+        env=chirp_env(plan, names, live_architecture=live_architecture),
         **fields,
     )
 

@@ -1,5 +1,8 @@
 """The edge cache (stage 5): nginx in front of the web Service, caching static assets and the
-public pages of visitors without a cookie. It listens on 8080 as uid 101 (docs/contracts.md)."""
+public pages of visitors without a cookie. It listens on 8080 as uid 101 (docs/contracts.md).
+
+Every proxied request opens a new connection to the web Service, so kube-proxy spreads the
+requests over every web pod (no upstream keepalive: templates/nginx.conf says why)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """The front door: Service `<instance>` on port 80, the one address users reach at every stage.
 
 It points at whatever faces users at this stage: the monolith pod, the web pods, or the edge cache.
+Its ClientIP affinity is the stage's `sticky_sessions`, the same flag as the web Service's (stages
+2–3, where sessions live in the web process): both lead to the same web pods and must agree.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..names import CLUSTER, HOLDS_DATA, ROLE, Names
-from ..stages import Plan, db_clusters
+from ..stages import SINGLE_PRIMARY, Plan, db_clusters
 from . import common, secrets
 from .common import Manifest, env, env_from_secret, render, service, spread, workload
 
@@ -61,12 +61,16 @@ def cluster_objects(plan: Plan, names: Names, cluster: str) -> list[Manifest]:
                 labels=primary),
     ]
     if plan.read_replicas:
-        out += [
-            statefulset(plan, names, f"{cluster}-replica", replica, holds_data=False,
-                        replicas=plan.read_replicas, primary_host=names.rw(cluster)),
-            service(names, names.ro(cluster), "db", names.selector("db", **replica), PORT, PORT,
-                    labels=replica),
-        ]
+        out.append(statefulset(plan, names, f"{cluster}-replica", replica, holds_data=False,
+                               replicas=plan.read_replicas, primary_host=names.rw(cluster)))
+    # The single primary's `-ro` Service exists at stage 2 too: the web pods are given its URL
+    # from stage 2 on (specs/app.py), so their template is the same at 2 and 3 and neither step
+    # restarts them. Without replicas it leads to the primary: the app reads from it only from
+    # stage 3, but a pod that has not yet seen the document of stage 2 after 3 → 2 still does.
+    if plan.read_replicas or plan.data_layout == SINGLE_PRIMARY:
+        readers = replica if plan.read_replicas else primary
+        out.append(service(names, names.ro(cluster), "db", names.selector("db", **readers), PORT,
+                           PORT, labels=replica))
     return out
 
 

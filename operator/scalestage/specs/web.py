@@ -1,7 +1,12 @@
 """The web tier (stages 2–5): a Deployment of `chirp web` and its Service.
 
-Stage 3 keeps sessions in the web process, so its Service pins each client to one pod (ClientIP
-affinity); from stage 4 sessions live in Redis and the affinity goes.
+Stages 2 and 3 keep sessions in the web process, so the Service pins each client to one pod
+(ClientIP affinity: at stage 2 too, where a rollout briefly runs two pods and 2→3 adds two more);
+from stage 4 sessions live in Redis and the affinity goes.
+
+The pod template is the same at stages 2 and 3 (the stage and whether replicas are read come from
+the architecture document, mounted and re-read live), so 2→3 only adds pods and 3→2 only removes
+them: the pod holding sessions is never restarted (docs/contracts.md, Sessions).
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
         "terminationGracePeriodSeconds": app.TERMINATION_GRACE_SECONDS,
         "topologySpreadConstraints": spread(names.selector(COMPONENT)),
         # `chirp migrate` is safe to run from several pods at once (contract).
-        "initContainers": [app.container(plan, names, "migrate")],
-        "containers": [app.container(plan, names, "web")],
+        "initContainers": [app.container(plan, names, "migrate", live_architecture=True)],
+        "containers": [app.container(plan, names, "web", live_architecture=True)],
+        "volumes": [app.architecture_volume(names)],
     }
     deployment = workload(
         "Deployment", names, COMPONENT, plan.web_replicas, pod, run_as=app.APP_UID,

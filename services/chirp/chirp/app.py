@@ -14,7 +14,7 @@ from chirp.config import Config, load_config
 from chirp.db.pools import DatabaseUnavailable, WritesFenced
 from chirp.errors import ChirpError
 from chirp.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from chirp.services import build_services
+from chirp.services import Services, build_services
 from chirp.trace import current_trace, end_trace, start_trace
 from chirp.web.security import install_security
 from chirp.web.sessions import install_sessions
@@ -38,7 +38,7 @@ def create_app(config: Config | None = None) -> Flask:
         app.register_blueprint(blueprint)
     install_security(app, config)  # CSRF and rate limits wrap the views registered above
     app.wsgi_app = _traced_requests(app.wsgi_app)
-    _install_reporting(app, config)
+    _install_reporting(app, svc)
     _install_error_handlers(app)
     return app
 
@@ -58,28 +58,33 @@ def _traced_requests(wsgi_app):
     return traced_wsgi_app
 
 
-def _served_by(config: Config) -> dict:
+def _served_by(svc: Services) -> dict:
+    config, architecture = svc.config, svc.architecture.current()
     trace = current_trace()
-    return {"pod": config.pod_name, "node": config.node_name, "stage": config.stage,
-            "stageName": config.stage_name, "db": trace.db_header(),
+    return {"pod": config.pod_name, "node": config.node_name, "stage": architecture.stage,
+            "stageName": architecture.stage_name, "db": trace.db_header(),
             "cache": trace.cache_header(config.cache_enabled), "sessions": config.session_backend}
 
 
-def _install_reporting(app: Flask, config: Config) -> None:
+def _install_reporting(app: Flask, svc: Services) -> None:
+    """The stage reported is the architecture document's as it is now (LiveArchitecture)."""
+    config = svc.config
+
     @app.before_request
     def start_clock():
         g.chirp_started = time.perf_counter()
 
     @app.context_processor
     def served_by():
-        return {"served_by": lambda: _served_by(config), "stage_title": config.stage_title,
-                "stage": config.stage}
+        architecture = svc.architecture.current()
+        return {"served_by": lambda: _served_by(svc), "stage_title": architecture.stage_title,
+                "stage": architecture.stage}
 
     @app.after_request
     def report(response):
-        served = _served_by(config)
+        served = _served_by(svc)
         response.headers["X-Chirp-Pod"] = served["pod"]
-        response.headers["X-Chirp-Stage"] = str(config.stage)
+        response.headers["X-Chirp-Stage"] = str(served["stage"])
         response.headers["X-Chirp-DB"] = served["db"]
         response.headers["X-Chirp-Cache"] = served["cache"]
         timeline_source = current_trace().timeline_source

@@ -1,12 +1,17 @@
-"""Configuration from environment variables only (docs/contracts.md), validated once at start.
+"""Configuration from environment variables (docs/contracts.md), validated once at start, and
+the operator's architecture document, which may change while the process runs.
 
-load_config() is pure: it takes a mapping, returns a frozen Config or raises ConfigError naming the
-bad variable. Tunables that are not part of the contract (windows, TTLs) are Config fields with
-defaults; tests and benches override them with dataclasses.replace().
+load_config() takes a mapping, returns a frozen Config or raises ConfigError naming the bad
+variable; it reads nothing but the mapping and, when CHIRP_ARCHITECTURE_FILE names one, that file.
+Tunables that are not part of the contract (windows, TTLs) are Config fields with defaults; tests
+and benches override them with dataclasses.replace().
 
-The app keeps no table of stages: what a stage runs and what it is called is the operator's, passed
-in CHIRP_ARCHITECTURE. Only behaviour that follows from the stage number (replicas at 3-4, the cache
-from 4, shards and fan-out at 5) is decided here.
+The app keeps no table of stages: what a stage runs, what it is called and which stage it is are
+the operator's, in the architecture document (CHIRP_ARCHITECTURE_FILE, or CHIRP_ARCHITECTURE;
+CHIRP_STAGE without a document, for local runs). The Config fixes what a process is wired to at
+start (databases, Redis, session store: stage 3 to 4 restarts the pods anyway); LiveArchitecture
+follows the document afterwards, so the stage a pod reports and whether it reads from replicas
+change in place between stages 2 and 3, without a restart that would lose the sessions it holds.
 
 Unknown CHIRP_* variables are ignored, not refused: Kubernetes injects service-link variables such
 as CHIRP_SERVICE_HOST or CHIRP_REDIS_PORT into every pod of a namespace holding Services named
@@ -15,8 +20,11 @@ Config.ignored_variables so the commands can warn about a likely typo.
 """
 
 import json
+import logging
+import os
 import re
 import socket
+import threading
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
@@ -30,7 +38,7 @@ RATE_LIMIT_FIELDS = ("login_limit_per_username", "login_limit_per_ip", "signup_l
 KNOWN_VARIABLES = frozenset({
     "CHIRP_STAGE", "CHIRP_SECRET_KEY", "CHIRP_DATABASE_URL", "CHIRP_REPLICA_URLS",
     "CHIRP_SHARD_URLS", "CHIRP_SHARD_REPLICA_URLS", "CHIRP_REDIS_URL", "CHIRP_BROKER_URL",
-    "CHIRP_SESSION_BACKEND", "CHIRP_ARCHITECTURE", "CHIRP_WEB_THREADS",
+    "CHIRP_SESSION_BACKEND", "CHIRP_ARCHITECTURE", "CHIRP_ARCHITECTURE_FILE", "CHIRP_WEB_THREADS",
     *(f"CHIRP_{name.upper()}" for name in RATE_LIMIT_FIELDS),
 })
 # Variables earlier versions read, with what replaced them (shown in the warning).
@@ -42,6 +50,9 @@ RETIRED_VARIABLES = {
 # <SERVICE>_PORT_<port>_<proto>[_PROTO|_PORT|_ADDR].
 _SERVICE_LINK = re.compile(
     r"_SERVICE_(HOST|PORT)(_\w+)?$|_PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?$")
+STAGES = (1, 2, 3, 4, 5)
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -54,6 +65,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
+    # The stage at start: it decides what the process is wired to (which URLs it needs, cache,
+    # shards). What the pod reports and whether it reads from replicas follow the document live
+    # (LiveArchitecture), which may name another stage later.
     stage: int
     secret_key: str
     database_url: str | None = None
@@ -63,7 +77,8 @@ class Config:
     redis_url: str | None = None
     broker_url: str | None = None
     session_backend: str = "process"
-    architecture: dict | None = None  # the operator's picture of this instance (CHIRP_ARCHITECTURE)
+    architecture: dict | None = None  # the operator's picture of this instance at start
+    architecture_file: str | None = None  # where to re-read it from (CHIRP_ARCHITECTURE_FILE)
     pod_name: str = field(default_factory=socket.gethostname)
     node_name: str = ""
     ignored_variables: tuple[str, ...] = ()  # unknown CHIRP_* variables (not service links)
@@ -81,19 +96,6 @@ class Config:
     login_limit_per_username: str = "10/minute"  # password guessing against one account
     login_limit_per_ip: str = "60/minute"  # password spraying from one client address
     signup_limit_per_ip: str = "100/minute;1000/hour"  # mass account creation
-
-    @property
-    def stage_name(self) -> str | None:
-        """The stage's name as the operator calls it; None when no architecture was given."""
-        if self.architecture is None:
-            return None
-        return self.architecture.get("stageName")
-
-    @property
-    def stage_title(self) -> str:
-        """"stage 3 (load-balanced)", or just "stage 3" when the operator named no stage."""
-        name = self.stage_name
-        return f"stage {self.stage} ({name})" if name else f"stage {self.stage}"
 
     @property
     def sharded(self) -> bool:
@@ -142,10 +144,9 @@ def _required(env, variable: str, why: str) -> str:
 
 
 def load_config(env) -> Config:
-    raw_stage = env.get("CHIRP_STAGE", "").strip()
-    if raw_stage not in {"1", "2", "3", "4", "5"}:
-        raise ConfigError("CHIRP_STAGE", f"must be 1..5, got {raw_stage!r}")
-    stage = int(raw_stage)
+    architecture_file = env.get("CHIRP_ARCHITECTURE_FILE", "").strip() or None
+    architecture = _architecture(env, architecture_file)
+    stage = _stage(env, architecture)
     at_stage = f"at stage {stage}"
     secret = _required(env, "CHIRP_SECRET_KEY", "(the Flask secret key)")
     if len(secret) < 16:
@@ -154,8 +155,10 @@ def load_config(env) -> Config:
     database_url, replicas, shards, shard_replicas = None, (), (), ()
     if stage <= 4:
         database_url = _url("CHIRP_DATABASE_URL", _required(env, "CHIRP_DATABASE_URL", at_stage))
-    if stage in (3, 4):
-        replicas = _url_list(env, "CHIRP_REPLICA_URLS")  # none: reads go to the primary
+    if stage in (2, 3, 4):
+        # Given from stage 2 on, so 2 -> 3 needs no restart; read from at stages 3-4 only
+        # (Architecture.reads_from_replicas). None: reads go to the primary.
+        replicas = _url_list(env, "CHIRP_REPLICA_URLS")
     if stage == 5:
         _required(env, "CHIRP_SHARD_URLS", at_stage)
         shards = _url_list(env, "CHIRP_SHARD_URLS")
@@ -191,7 +194,8 @@ def load_config(env) -> Config:
         redis_url=redis_url,
         broker_url=broker_url,
         session_backend=session_backend,
-        architecture=_architecture(env.get("CHIRP_ARCHITECTURE", "")),
+        architecture=architecture,
+        architecture_file=architecture_file,
         pod_name=env.get("POD_NAME", "").strip() or socket.gethostname(),
         node_name=env.get("NODE_NAME", "").strip(),
         ignored_variables=ignored_variables(env),
@@ -216,10 +220,49 @@ def _rate_limits(env) -> dict:
     return found
 
 
-def _architecture(raw: str) -> dict | None:
-    """CHIRP_ARCHITECTURE: a JSON object; the fields the architecture page reads must have the
-    shapes of docs/contracts.md (other fields are kept and ignored)."""
-    variable = "CHIRP_ARCHITECTURE"
+def _stage(env, architecture: dict | None) -> int:
+    """The document's stage; CHIRP_STAGE where there is no document (or it names no stage)."""
+    raw = env.get("CHIRP_STAGE", "").strip()
+    from_document = (architecture or {}).get("stage")
+    if not raw and from_document is not None:
+        return from_document
+    if raw not in {str(n) for n in STAGES}:
+        raise ConfigError("CHIRP_STAGE", f"must be 1..5 (or give the architecture document's "
+                                         f"stage), got {raw!r}")
+    if from_document is not None and from_document != int(raw):
+        raise ConfigError("CHIRP_STAGE", f"is {raw} but the architecture document says stage "
+                                         f"{from_document} (set one of them)")
+    return int(raw)
+
+
+def _architecture(env, path: str | None) -> dict | None:
+    """The architecture document at start: from the file CHIRP_ARCHITECTURE_FILE names, else from
+    CHIRP_ARCHITECTURE, else none."""
+    if path is None:
+        return parse_architecture(env.get("CHIRP_ARCHITECTURE", ""), "CHIRP_ARCHITECTURE")
+    if env.get("CHIRP_ARCHITECTURE", "").strip():
+        raise ConfigError("CHIRP_ARCHITECTURE_FILE", "is set and so is CHIRP_ARCHITECTURE: set one")
+    try:
+        return read_architecture(path)
+    except OSError as error:
+        raise ConfigError("CHIRP_ARCHITECTURE_FILE",
+                          f"cannot read {path}: {error.strerror or error}") from None
+
+
+def read_architecture(path: str) -> dict:
+    """The document in the file `path` (ConfigError naming CHIRP_ARCHITECTURE_FILE if it is not
+    one; OSError if it cannot be read)."""
+    with open(path, encoding="utf-8") as file:
+        raw = file.read()
+    document = parse_architecture(raw, "CHIRP_ARCHITECTURE_FILE")
+    if document is None:
+        raise ConfigError("CHIRP_ARCHITECTURE_FILE", f"{path} is empty")
+    return document
+
+
+def parse_architecture(raw: str, variable: str) -> dict | None:
+    """An architecture document: a JSON object; the fields the app reads must have the shapes of
+    docs/contracts.md (other fields are kept and ignored). None for an empty string."""
     if not raw.strip():
         return None
     try:
@@ -228,6 +271,9 @@ def _architecture(raw: str) -> dict | None:
         raise ConfigError(variable, f"is not valid JSON ({error.msg})") from None
     if not isinstance(document, dict):
         raise ConfigError(variable, f"must be a JSON object, got {type(document).__name__}")
+    stage = document.get("stage")
+    if stage is not None and (type(stage) is not int or stage not in STAGES):
+        raise ConfigError(variable, '"stage" must be a number 1..5')
     if "stageName" in document and not isinstance(document["stageName"], str):
         raise ConfigError(variable, '"stageName" must be a string')
     components = document.get("components", [])
@@ -238,6 +284,82 @@ def _architecture(raw: str) -> dict | None:
     if not isinstance(spofs, list) or not all(isinstance(s, str) for s in spofs):
         raise ConfigError(variable, '"spofs" must be a list of component names')
     return document
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The instance as the operator describes it at one moment (just the stage without a
+    document): what a response reports and how reads are routed."""
+
+    stage: int
+    document: dict | None = None
+
+    @property
+    def stage_name(self) -> str | None:
+        """The stage's name as the operator calls it; None when no architecture was given."""
+        if self.document is None:
+            return None
+        return self.document.get("stageName")
+
+    @property
+    def stage_title(self) -> str:
+        """"stage 3 (load-balanced)", or just "stage 3" when the operator named no stage."""
+        name = self.stage_name
+        return f"stage {self.stage} ({name})" if name else f"stage {self.stage}"
+
+    @property
+    def reads_from_replicas(self) -> bool:
+        """Stages 3-5 read from the configured replicas; stages 1-2 from the primary only (a
+        stage-2 pod is given the replicas' URL already, so stage 3 needs no restart)."""
+        return self.stage >= 3
+
+
+class LiveArchitecture:
+    """The architecture document as it is now, for one process (built with its services).
+
+    With CHIRP_ARCHITECTURE_FILE (a mounted ConfigMap, which the kubelet updates in place by
+    swapping a symlink) each call checks the file's identity (one stat) and re-reads it when it
+    changed; a document that does not parse is logged and the last good one kept. Without a file
+    the document of the start (CHIRP_ARCHITECTURE) stays. A document that names no stage keeps
+    the stage of the start.
+    """
+
+    def __init__(self, config: Config):
+        self._path = config.architecture_file
+        self._start_stage = config.stage
+        self._current = Architecture(config.stage, config.architecture)
+        self._seen: tuple | None = None  # identity of the file version last read (None: not yet)
+        self._lock = threading.Lock()
+
+    def current(self) -> Architecture:
+        if self._path is None:
+            return self._current
+        try:
+            identity = _identity(os.stat(self._path))
+        except OSError:
+            return self._current  # between the kubelet's swaps, or gone: keep what we have
+        if identity != self._seen:
+            with self._lock:
+                if identity != self._seen:
+                    self._reload(identity)
+        return self._current
+
+    def _reload(self, identity: tuple) -> None:
+        try:
+            document = read_architecture(self._path)
+        except (OSError, ConfigError) as error:
+            log.warning("keeping the architecture document read before: %s", error)
+        else:
+            stage = document.get("stage", self._start_stage)
+            if stage != self._current.stage:
+                log.info("architecture document: stage %s -> %s", self._current.stage, stage)
+            self._current = Architecture(stage, document)
+        self._seen = identity  # a bad version is not re-read on every request
+
+
+def _identity(stat: os.stat_result) -> tuple:
+    """What changes when a file is replaced or rewritten."""
+    return stat.st_ino, stat.st_dev, stat.st_mtime_ns, stat.st_size
 
 
 def ignored_variables(env) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chirp.cache import Cache, make_redis
-from chirp.config import Config
+from chirp.config import Config, LiveArchitecture
 from chirp.db.pools import Databases
 from chirp.fanout import FanoutTimelines
 from chirp.shards import ShardMap
@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # Celery is only imported at stage 5
 @dataclass
 class Services:
     config: Config
+    architecture: LiveArchitecture  # the stage and document now (config.stage is the start's)
     shard_map: ShardMap
     dbs: Databases
     redis: object | None = None
@@ -43,7 +44,9 @@ def build_services(config: Config, celery_app=None) -> Services:
     """The services of one process. At stage 5 tasks go out through `celery_app` (the worker passes
     its own app); by default a new one is made from the config."""
     shard_map = ShardMap(config)
-    services = Services(config=config, shard_map=shard_map, dbs=Databases(config, shard_map))
+    architecture = LiveArchitecture(config)
+    services = Services(config=config, architecture=architecture, shard_map=shard_map,
+                        dbs=Databases(config, shard_map, architecture))
     if config.redis_url:
         services.redis = make_redis(config.redis_url)
     if config.cache_enabled:

@@ -4,7 +4,13 @@ import json
 
 import pytest
 
-from chirp.config import ConfigError, ignored_variables_warning, load_config
+from chirp.config import (
+    Architecture,
+    ConfigError,
+    LiveArchitecture,
+    ignored_variables_warning,
+    load_config,
+)
 from chirp.shards import ShardMap
 
 SECRET = "0123456789abcdef"
@@ -93,8 +99,10 @@ def test_the_architecture_and_the_stage_name_come_from_the_operator():
     config = load_config(env(CHIRP_STAGE="3", CHIRP_DATABASE_URL=DB,
                              CHIRP_ARCHITECTURE=json.dumps(ARCHITECTURE)))
     assert config.architecture == ARCHITECTURE
-    assert config.stage_name == "load-balanced"
-    assert config.stage_title == "stage 3 (load-balanced)"
+    now = LiveArchitecture(config).current()
+    assert now == Architecture(3, ARCHITECTURE)
+    assert now.stage_name == "load-balanced"
+    assert now.stage_title == "stage 3 (load-balanced)"
 
 
 def test_without_an_architecture_the_app_names_no_stage():
@@ -102,8 +110,86 @@ def test_without_an_architecture_the_app_names_no_stage():
     for stage in (1, 2, 3, 4):
         extra = {"CHIRP_REDIS_URL": "redis://r/0"} if stage == 4 else {}
         config = load_config(env(CHIRP_STAGE=str(stage), CHIRP_DATABASE_URL=DB, **extra))
-        assert config.architecture is None and config.stage_name is None
-        assert config.stage_title == f"stage {stage}"
+        now = LiveArchitecture(config).current()
+        assert config.architecture is None and now.stage_name is None
+        assert now.stage_title == f"stage {stage}"
+
+
+def test_the_stage_comes_from_the_document_without_chirp_stage():
+    """The operator gives the stage once, in the document; CHIRP_STAGE is for local runs."""
+    config = load_config(env(CHIRP_DATABASE_URL=DB, CHIRP_ARCHITECTURE=json.dumps(ARCHITECTURE)))
+    assert config.stage == 3
+
+
+@pytest.mark.parametrize("values,variable", [
+    ({"CHIRP_STAGE": "2"}, "CHIRP_STAGE"),  # the document says 3
+    ({"CHIRP_ARCHITECTURE": '{"stage": 6}'}, "CHIRP_ARCHITECTURE"),
+    ({"CHIRP_ARCHITECTURE": '{"stage": "3"}'}, "CHIRP_ARCHITECTURE"),
+    ({"CHIRP_ARCHITECTURE": '{"stage": true}'}, "CHIRP_ARCHITECTURE"),
+    ({"CHIRP_ARCHITECTURE_FILE": "/nonexistent/architecture.json"}, "CHIRP_ARCHITECTURE_FILE"),
+])
+def test_a_stage_that_does_not_fit_is_refused(tmp_path, values, variable):
+    values = {"CHIRP_ARCHITECTURE": json.dumps(ARCHITECTURE), **values}
+    if "CHIRP_ARCHITECTURE_FILE" in values:
+        del values["CHIRP_ARCHITECTURE"]
+    with pytest.raises(ConfigError) as error:
+        load_config(env(CHIRP_DATABASE_URL=DB, **values))
+    assert error.value.variable == variable
+
+
+def test_the_document_from_a_file_or_from_env_not_both(tmp_path):
+    path = tmp_path / "architecture.json"
+    path.write_text(json.dumps(ARCHITECTURE))
+    config = load_config(env(CHIRP_DATABASE_URL=DB, CHIRP_ARCHITECTURE_FILE=str(path)))
+    assert (config.stage, config.architecture, config.architecture_file) == \
+        (3, ARCHITECTURE, str(path))
+    with pytest.raises(ConfigError, match="CHIRP_ARCHITECTURE_FILE: is set and so is"):
+        load_config(env(CHIRP_DATABASE_URL=DB, CHIRP_ARCHITECTURE_FILE=str(path),
+                        CHIRP_ARCHITECTURE=json.dumps(ARCHITECTURE)))
+    path.write_text("")
+    with pytest.raises(ConfigError, match="CHIRP_ARCHITECTURE_FILE: .* is empty"):
+        load_config(env(CHIRP_DATABASE_URL=DB, CHIRP_ARCHITECTURE_FILE=str(path)))
+
+
+def test_replica_urls_are_taken_from_stage_2_and_read_from_stage_3():
+    """Given at stage 2 already, so stepping to stage 3 needs no new configuration (no restart)."""
+    two = load_config(env(CHIRP_STAGE="2", CHIRP_DATABASE_URL=DB, CHIRP_REPLICA_URLS=DB))
+    assert two.replica_urls == (DB,)
+    assert [Architecture(n).reads_from_replicas for n in (1, 2, 3, 4, 5)] == \
+        [False, False, True, True, True]
+
+
+def write_document(path, **changes):
+    """Replace the file the way the kubelet updates a mounted ConfigMap: a new file, renamed."""
+    new = path.with_suffix(".new")
+    new.write_text(json.dumps({**ARCHITECTURE, **changes}))
+    new.replace(path)
+
+
+def test_the_live_architecture_follows_its_file(tmp_path, caplog):
+    path = tmp_path / "architecture.json"
+    write_document(path, stage=2, stageName="separate-db")
+    config = load_config(env(CHIRP_DATABASE_URL=DB, CHIRP_ARCHITECTURE_FILE=str(path)))
+    live = LiveArchitecture(config)
+    assert (config.stage, live.current().stage, live.current().reads_from_replicas) == \
+        (2, 2, False)
+    write_document(path)
+    assert live.current() == Architecture(3, ARCHITECTURE)
+    assert live.current().reads_from_replicas and config.stage == 2  # the start's, for wiring
+    path.write_text("{not json")  # a bad version: logged, the last good one kept
+    assert live.current() == Architecture(3, ARCHITECTURE)
+    assert "keeping the architecture document read before" in caplog.text
+    path.unlink()  # gone for a moment: the last good one kept
+    assert live.current() == Architecture(3, ARCHITECTURE)
+    write_document(path, stage=2, stageName="separate-db")
+    assert live.current().stage_title == "stage 2 (separate-db)"
+
+
+def test_without_a_file_the_document_of_the_start_stays():
+    config = load_config(env(CHIRP_DATABASE_URL=DB, CHIRP_ARCHITECTURE=json.dumps(ARCHITECTURE)))
+    live = LiveArchitecture(config)
+    assert live.current() is live.current()
+    assert live.current() == Architecture(3, ARCHITECTURE)
 
 
 def test_unknown_chirp_variables_are_ignored_and_named_in_a_warning():

@@ -4,15 +4,16 @@ import pytest
 
 from scalestage.specs import app
 
-ALWAYS = {"CHIRP_STAGE", "CHIRP_SECRET_KEY", "PGPASSWORD", "CHIRP_SESSION_BACKEND",
-          "CHIRP_ARCHITECTURE", "POD_NAME", "NODE_NAME"}
+# No CHIRP_STAGE: the stage is the architecture document's (CHIRP_ARCHITECTURE, or the file).
+ALWAYS = {"CHIRP_SECRET_KEY", "PGPASSWORD", "CHIRP_SESSION_BACKEND", "CHIRP_ARCHITECTURE",
+          "POD_NAME", "NODE_NAME"}
 
 
 @pytest.mark.parametrize(
     "stage, extra",
     [
         (1, {"CHIRP_DATABASE_URL"}),
-        (2, {"CHIRP_DATABASE_URL"}),
+        (2, {"CHIRP_DATABASE_URL", "CHIRP_REPLICA_URLS"}),  # unused until stage 3: no restart
         (3, {"CHIRP_DATABASE_URL", "CHIRP_REPLICA_URLS"}),
         (4, {"CHIRP_DATABASE_URL", "CHIRP_REPLICA_URLS", "CHIRP_REDIS_URL"}),
         (5, {"CHIRP_SHARD_URLS", "CHIRP_SHARD_REPLICA_URLS", "CHIRP_REDIS_URL",
@@ -32,11 +33,25 @@ def test_monolith_talks_to_postgres_on_localhost(plan, names):
     assert env(plan, names, 1)["CHIRP_DATABASE_URL"] == "postgresql://chirp@localhost:5432/chirp"
 
 
-def test_stage_3_reads_from_the_ro_service(plan, names):
-    e = env(plan, names, 3)
+@pytest.mark.parametrize("stage", [2, 3])
+def test_stages_2_and_3_are_given_the_ro_service(plan, names, stage):
+    e = env(plan, names, stage)
     assert e["CHIRP_DATABASE_URL"] == "postgresql://chirp@chirp-db-rw:5432/chirp"
     assert e["CHIRP_REPLICA_URLS"] == "postgresql://chirp@chirp-db-ro:5432/chirp"
     assert e["CHIRP_SESSION_BACKEND"] == "process"
+
+
+def test_stages_2_and_3_give_the_same_environment(plan, names):
+    for live in (False, True):
+        assert app.chirp_env(plan(2), names, live_architecture=live) == \
+            app.chirp_env(plan(3), names, live_architecture=live)
+
+
+def test_live_architecture_comes_from_the_mounted_file(plan, names):
+    e = {x["name"]: x.get("value", x.get("valueFrom"))
+         for x in app.chirp_env(plan(3), names, live_architecture=True)}
+    assert e["CHIRP_ARCHITECTURE_FILE"] == "/etc/chirp/architecture/architecture.json"
+    assert "CHIRP_ARCHITECTURE" not in e
 
 
 def test_stage_4_sessions_and_cache_in_redis(plan, names):

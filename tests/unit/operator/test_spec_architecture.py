@@ -51,7 +51,9 @@ def test_everything_comes_from_the_stage_table(plan, stage):
 
 
 @pytest.mark.parametrize("command", ["web", "worker", "migrate"])
-def test_every_chirp_container_reads_it_from_chirp_architecture(plan, names, env_of, command):
+def test_chirp_containers_read_it_from_chirp_architecture_by_default(plan, names, env_of,
+                                                                     command):
+    """Fixed at start; the web pods read it from the mounted ConfigMap instead (test_spec_web)."""
     container = app.container(plan(5), names, command)
     assert env_of(container)["CHIRP_ARCHITECTURE"] == {
         "configMapKeyRef": {"name": "chirp-architecture", "key": "architecture.json"}}

@@ -18,9 +18,22 @@ def test_configmap_deployment_service(plan, names, by_name):
 
 def test_nginx_proxies_to_the_web_service_and_caches(names):
     conf = edge.nginx_conf("chirp-web")
-    assert "server chirp-web:80" in conf
+    assert "server chirp-web:80;" in conf
     assert "listen 8080" in conf and "proxy_cache_path /tmp/" in conf
     assert "proxy_no_cache $http_cookie" in conf
+
+
+def test_each_request_is_a_new_connection_to_the_web_service():
+    """kube-proxy balances per connection: a kept-alive upstream connection would send all of an
+    edge pod's requests to one web pod. No keepalive pool, and nothing that keeps the upstream
+    connection open (HTTP/1.1 without `Connection: close`), so every request is balanced anew."""
+    conf = edge.nginx_conf("chirp-web")
+    directives = [line.split("#", 1)[0].strip() for line in conf.splitlines()]
+    code = "\n".join(d for d in directives if d)
+    assert "upstream web { server chirp-web:80; }" in code
+    assert "keepalive" not in code
+    assert "proxy_http_version" not in code and "Connection" not in code
+    assert code.count("proxy_pass http://web;") == 2
 
 
 def test_runs_as_uid_101(plan, names):

@@ -8,7 +8,7 @@ from scalestage.specs import frontdoor
 
 @pytest.mark.parametrize(
     "stage, component, port, affinity",
-    [(1, "monolith", 8080, "None"), (2, "web", 8080, "None"), (3, "web", 8080, "ClientIP"),
+    [(1, "monolith", 8080, "None"), (2, "web", 8080, "ClientIP"), (3, "web", 8080, "ClientIP"),
      (4, "web", 8080, "None"), (5, "edge", 8080, "None")],
 )
 def test_points_at_the_user_facing_component(plan, names, stage, component, port, affinity):

@@ -13,9 +13,14 @@ def test_no_postgres_objects_at_stage_1(plan, names):
     assert postgres.build(plan(1), names) == []
 
 
-def test_stage_2_has_one_primary_and_its_rw_service(plan, names):
-    assert set(objects(plan, names, 2)) == {("StatefulSet", "chirp-db-primary"),
-                                            ("Service", "chirp-db-rw")}
+def test_stage_2_has_one_primary_and_its_services(plan, names):
+    """The -ro Service too, leading to the primary: the web pods know its URL from stage 2 on."""
+    objs = objects(plan, names, 2)
+    assert set(objs) == {("StatefulSet", "chirp-db-primary"), ("Service", "chirp-db-rw"),
+                         ("Service", "chirp-db-ro")}
+    assert objs["Service", "chirp-db-ro"]["spec"]["selector"] == \
+        objs["Service", "chirp-db-rw"]["spec"]["selector"]
+    assert objs["Service", "chirp-db-ro"]["spec"]["selector"]["scalestage.dev/role"] == "primary"
 
 
 def test_stage_3_adds_replicas_and_the_ro_service(plan, names):
@@ -23,6 +28,7 @@ def test_stage_3_adds_replicas_and_the_ro_service(plan, names):
     assert set(objs) == {("StatefulSet", "chirp-db-primary"), ("Service", "chirp-db-rw"),
                          ("StatefulSet", "chirp-db-replica"), ("Service", "chirp-db-ro")}
     assert objs["StatefulSet", "chirp-db-replica"]["spec"]["replicas"] == 2
+    assert objs["Service", "chirp-db-ro"]["spec"]["selector"]["scalestage.dev/role"] == "replica"
 
 
 def test_stage_5_builds_a_primary_and_replica_per_shard(plan, names):

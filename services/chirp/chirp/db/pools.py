@@ -1,8 +1,9 @@
 """Connection pools per database and the routing of reads and writes (stages 1-5).
 
-Writes always go to the owning shard's primary. Reads go through routing.choose_read_replica();
-a replica that fails mid-read is marked down and the read is retried on the primary, so a dying
-replica costs latency, never an error.
+Writes always go to the owning shard's primary. Reads go to the primary while the architecture
+document's stage reads from no replicas (1-2: a stage-2 pod knows the replicas' URL already),
+otherwise through routing.choose_read_replica(); a replica that fails mid-read is marked down and
+the read is retried on the primary, so a dying replica costs latency, never an error.
 """
 
 import itertools
@@ -14,7 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from chirp.config import Config
+from chirp.config import Config, LiveArchitecture
 from chirp.metrics import DB_QUERIES, WRITES_REFUSED
 from chirp.move import handoff
 from chirp.routing import ReplicaState, choose_read_replica, statement_kind
@@ -126,9 +127,10 @@ class ReplicaHealth:
 
 
 class Databases:
-    def __init__(self, config: Config, shard_map: ShardMap):
+    def __init__(self, config: Config, shard_map: ShardMap, architecture: LiveArchitecture):
         self.config = config
         self.shard_map = shard_map
+        self.architecture = architecture
         self._pools: dict[str, ConnectionPool] = {}
         self._pools_lock = threading.Lock()
         self._rotation = itertools.count()
@@ -214,7 +216,7 @@ class Databases:
         return [self._health[url].current(now) for url in shard.replica_urls]
 
     def choose_read(self, shard: Shard, last_write_at: float | None) -> int:
-        if not shard.replica_urls:
+        if not shard.replica_urls or not self.architecture.current().reads_from_replicas:
             return PRIMARY
         return choose_read_replica(
             self.replica_states(shard),

@@ -2,9 +2,9 @@
 
 Web layer: these are Flask session interfaces (flask-session), installed by the app factory.
 
-Process sessions are why stage 3 needs sticky load balancing; Redis sessions make web pods
-stateless. A Redis outage must not turn into 5xx: the session then reads as empty (logged out)
-and saving is skipped; login answers 503 until Redis is back.
+Process sessions are why stages 2-3 need sticky load balancing (docs/contracts.md, Sessions);
+Redis sessions make web pods stateless. A Redis outage must not turn into 5xx: the session then
+reads as empty (logged out) and saving is skipped; login answers 503 until Redis is back.
 """
 
 import redis
