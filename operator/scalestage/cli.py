@@ -3,13 +3,17 @@
     scalestage stage 3             # create or move the ScaleStage `chirp` to stage 3
     scalestage status              # stage, phase, components, single points of failure
     scalestage status --name blog -n demo
+    scalestage load                # a load Job inside the cluster; live figures, then the verdict
+    scalestage load --stop         # end a running load (it verifies every acknowledged write)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 
 from rich.console import Console
 from rich.table import Table
@@ -75,6 +79,279 @@ def set_stage(api, namespace: str, name: str, stage: int) -> dict:
     return api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
 
 
+# --- `scalestage load`: the load generator Job (specs/load.py) and its JSON lines (docs/load.md) --
+LOAD_ROWS = 10  # seconds shown in the live table
+POD_START_TIMEOUT = 300
+JOB_END_TIMEOUT = 60
+POD_STUCK = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
+             "CreateContainerConfigError", "CreateContainerError"}
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _errors(errors: Mapping[str, int]) -> str:
+    return ", ".join(f"[red]{kind} {n}[/]" for kind, n in sorted(errors.items())) or "[green]0[/]"
+
+
+def _count(value: int, bad: bool = True) -> str:
+    return f"[bold red]{value}[/]" if value and bad else f"[green]{value}[/]"
+
+
+def load_table(ticks: list[Mapping], title: str) -> Table:
+    """The last LOAD_ROWS tick lines of `chirp load`, one row a second. Pure."""
+    table = Table(title=title, title_justify="left")
+    for column in ("t s", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors/s", "writes acked",
+                   "unknown", "sessions lost", "longest write ms"):
+        table.add_column(column, justify="left" if column == "errors/s" else "right")
+    for tick in ticks[-LOAD_ROWS:]:
+        table.add_row(f"{tick.get('t', 0):g}", f"{tick.get('rps', 0):g}", _ms(tick.get("p50_ms")),
+                      _ms(tick.get("p95_ms")), _ms(tick.get("p99_ms")),
+                      _errors(tick.get("errors") or {}), str(tick.get("writes_acked", 0)),
+                      str(tick.get("writes_unknown", 0)),
+                      _count(tick.get("sessions_lost", 0)), _ms(tick.get("longest_write_ms")))
+    return table
+
+
+def summary_table(summary: Mapping) -> Table:
+    """`chirp load`'s summary line: totals and the verdict; lost, duplicated red if any. Pure."""
+    verdict = ("[bold green]every acknowledged write was read back exactly once[/]"
+               if summary.get("ok") else "[bold red]FAILED: not every acknowledged write was read "
+               "back exactly once[/]")
+    table = Table(title=f"load {summary.get('run', '')}: {verdict}", title_justify="left",
+                  show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("requests", f"{summary.get('requests', 0)} ({summary.get('rps', 0):g}/s,"
+                              f" stopped by {summary.get('stopped_by') or '?'})")
+    table.add_row("latency p50 / p95 / p99 ms", " / ".join(
+        _ms(summary.get(f"p{p}_ms")) for p in (50, 95, 99)))
+    table.add_row("errors", _errors(summary.get("errors") or {}))
+    table.add_row("writes", f"{summary.get('writes_acked', 0)} acknowledged,"
+                            f" {summary.get('writes_failed', 0)} failed,"
+                            f" {summary.get('writes_unknown', 0)} unknown"
+                            f" ({summary.get('unknown_present', 0)} of them stored)")
+    table.add_row("longest write ms", _ms(summary.get("longest_write_ms")))
+    table.add_row("sessions lost", _count(summary.get("sessions_lost", 0)))
+    for key in ("lost", "duplicated", "renumbered", "unverified"):
+        if key in ("lost", "duplicated") or summary.get(key):
+            table.add_row(key, _count(summary.get(key, 0)))
+    samples = list(summary.get("lost_sample") or []) + list(summary.get("duplicated_sample") or [])
+    if samples:
+        table.caption = "[red]" + "; ".join(samples) + "[/]"
+    return table
+
+
+def _job_state(job) -> str:
+    """Running | Complete | Failed."""
+    for condition in (job.status and job.status.conditions) or []:
+        if condition.status == "True" and condition.type in ("Complete", "Failed"):
+            return condition.type
+    return "Running"
+
+
+def _load_pod(core, job):
+    """The pod of this Job (by its uid: not one of a deleted Job of the same name)."""
+    from .specs.load import JOB_UID_LABEL
+
+    pods = core.list_namespaced_pod(job.metadata.namespace,
+                                    label_selector=f"{JOB_UID_LABEL}={job.metadata.uid}").items
+    return max(pods, key=lambda pod: pod.metadata.creation_timestamp) if pods else None
+
+
+def _wait_for_pod(core, job, console: Console) -> str | None:
+    """The name of the Job's pod once its container has started; None if it cannot start."""
+    deadline = time.monotonic() + POD_START_TIMEOUT
+    with console.status(f"waiting for the pod of Job {job.metadata.name}…"):
+        while time.monotonic() < deadline:
+            pod = _load_pod(core, job)
+            if pod is not None:
+                if pod.status.phase in ("Running", "Succeeded", "Failed"):
+                    return pod.metadata.name
+                for container in pod.status.container_statuses or []:
+                    waiting = container.state and container.state.waiting
+                    if waiting and waiting.reason in POD_STUCK:
+                        console.print(f"[red]pod {pod.metadata.name} cannot start:"
+                                      f" {waiting.reason}[/] {waiting.message or ''}")
+                        return None
+            time.sleep(1)
+    console.print(f"[red]no pod of Job {job.metadata.name} started within"
+                  f" {POD_START_TIMEOUT} s[/]")
+    return None
+
+
+def follow_load(lines: Iterable[str], console: Console, title: str) -> dict | None:
+    """Render `chirp load`'s JSON lines live until its summary line, which it returns (None if the
+    lines end without one; what was not JSON is printed then)."""
+    from rich.live import Live
+
+    ticks: list[dict] = []
+    other: list[str] = []
+    summary = None
+    with Live(load_table(ticks, title), console=console, refresh_per_second=4) as live:
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                other = (other + [line])[-20:]
+                continue
+            kind = event.get("event") if isinstance(event, dict) else None
+            if kind == "tick":
+                ticks = (ticks + [event])[-LOAD_ROWS:]
+                live.update(load_table(ticks, title))
+            elif kind == "verifying":
+                live.update(load_table(ticks, f"{title} · verifying"
+                                              f" {event.get('writes_acked', 0)} writes…"))
+            elif kind == "summary":
+                summary = event
+                break
+    if not console.is_terminal:
+        console.line()  # a Live's last frame ends without a newline when it is not a terminal
+    if summary is None:
+        for line in other:
+            console.print(line, markup=False, highlight=False)
+    return summary
+
+
+def _pod_log_lines(core, namespace: str, pod: str) -> Iterable[str]:
+    from kubernetes.watch.watch import iter_resp_lines
+
+    from .specs.load import CONTAINER
+
+    response = core.read_namespaced_pod_log(pod, namespace, container=CONTAINER, follow=True,
+                                            _preload_content=False)
+    try:
+        yield from iter_resp_lines(response)
+    finally:
+        response.release_conn()
+
+
+def _wait_for_job_end(batch, namespace: str, job: str) -> str:
+    deadline = time.monotonic() + JOB_END_TIMEOUT
+    while True:
+        state = _job_state(batch.read_namespaced_job(job, namespace))
+        if state != "Running" or time.monotonic() >= deadline:
+            return state
+        time.sleep(1)
+
+
+def _stop_load(namespace: str, pod: str) -> None:
+    """Create the stop file in the load pod (an exec, like `kubectl exec … touch`)."""
+    from kubernetes import client
+    from kubernetes.stream import stream
+
+    from .specs.load import CONTAINER, STOP_FILE
+
+    core = client.CoreV1Api(client.ApiClient())  # stream() swaps the transport of its client
+    stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=CONTAINER,
+           command=["touch", STOP_FILE], stderr=True, stdin=False, stdout=True, tty=False)
+
+
+def _attach(core, batch, job, console: Console) -> int:
+    """Follow the Job's pod to its summary; exit 0 only if the load's verdict and the Job agree."""
+    name, namespace = job.metadata.name, job.metadata.namespace
+    pod = _wait_for_pod(core, job, console)
+    if pod is None:
+        return 1
+    try:
+        summary = follow_load(_pod_log_lines(core, namespace, pod), console,
+                              f"{name} (pod {pod})")
+    except KeyboardInterrupt:
+        console.print(f"detached; the load goes on. [bold]scalestage load --stop[/] ends it and"
+                      f" prints the verdict, [bold]kubectl logs job/{name}[/] shows its lines.")
+        return 130
+    if summary is None:
+        console.print(f"[red]the load pod {pod} ended without a summary[/]")
+        return 1
+    console.print(summary_table(summary))
+    state = _wait_for_job_end(batch, namespace, name)
+    return 0 if summary.get("ok") and state == "Complete" else 1
+
+
+def _read_job(batch, namespace: str, name: str):
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return batch.read_namespaced_job(name, namespace)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        return None
+
+
+def load_command(args, api, console: Console) -> int:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from .specs import load
+
+    core, batch = client.CoreV1Api(), client.BatchV1Api()
+    name = load.job_name(args.name)
+    existing = _read_job(batch, args.namespace, name)
+    if args.stop:
+        pod = _load_pod(core, existing) if existing else None
+        if pod is None or pod.status.phase != "Running":
+            console.print(f"[red]no load is running[/] (Job {name} in {args.namespace})")
+            return 1
+        _stop_load(args.namespace, pod.metadata.name)
+        console.print(f"stop requested: {name} stops, then verifies its writes")
+        return 0 if args.detach else _attach(core, batch, existing, console)
+    if existing is not None and _job_state(existing) == "Running":
+        console.print(f"{name} is already running; following it ([bold]scalestage load --stop[/]"
+                      " ends it)")
+        return 0 if args.detach else _attach(core, batch, existing, console)
+    try:
+        scalestage = api.get_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL,
+                                                      args.name)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        console.print(f"[red]no ScaleStage {args.name} in namespace {args.namespace}[/]")
+        return 1
+    options = load.LoadOptions(users=args.users, concurrency=args.concurrency, rate=args.rate,
+                               duration=args.duration, mix=args.mix)
+    manifest = load.build(scalestage, args.image or load.app_image(scalestage), options)
+    if existing is not None:  # a finished load: it goes (pods first), the new one takes the name
+        batch.delete_namespaced_job(name, args.namespace, propagation_policy="Foreground")
+        deadline = time.monotonic() + JOB_END_TIMEOUT
+        while _read_job(batch, args.namespace, name) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    job = batch.create_namespaced_job(args.namespace, manifest)
+    length = f"{args.duration:g} s" if args.duration else "until stopped"
+    console.print(f"Job {name} created: {args.users} users, concurrency {args.concurrency}"
+                  f"{f', {args.rate:g} req/s' if args.rate else ''}, {length}")
+    if args.detach:
+        console.print(f"follow it with [bold]scalestage load[/] or [bold]kubectl logs -f"
+                      f" job/{name}[/]; end it with [bold]scalestage load --stop[/]")
+        return 0
+    return _attach(core, batch, job, console)
+
+
+def _add_load_parser(commands) -> None:
+    load = commands.add_parser(
+        "load", help="run a load Job inside the cluster; live figures, then the write verdict",
+        description="Runs `chirp load` as the Job <name>-load (the ScaleStage's app image): it "
+                    "signs up users, mixes reads, posts and follows, and at the end reads every "
+                    "acknowledged write back. Exit 0: none lost or duplicated. With a load "
+                    "running already, follows it.")
+    # also after the subcommand (`scalestage load -n demo`); SUPPRESS keeps the main parser's value
+    load.add_argument("--name", default=argparse.SUPPRESS, help="the ScaleStage (default: chirp)")
+    load.add_argument("-n", "--namespace", default=argparse.SUPPRESS, help="its namespace")
+    load.add_argument("--users", type=int, default=4, help="users signed up (default 4)")
+    load.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
+    load.add_argument("--rate", type=float, default=None, help="total req/s (default: no limit)")
+    load.add_argument("--duration", type=float, default=60.0,
+                      help="seconds (default 60; 0: until --stop)")
+    load.add_argument("--mix", default=None,
+                      help="request weights, e.g. timeline=40,public=30,post=25,follow=5")
+    load.add_argument("--image", default=None,
+                      help="image with `chirp load` (default: the ScaleStage's spec.images.app)")
+    load.add_argument("--detach", action="store_true", help="create (or stop) and return")
+    load.add_argument("--stop", action="store_true",
+                      help="end the running load: it verifies its writes and reports")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scalestage", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,12 +361,15 @@ def main(argv: list[str] | None = None) -> int:
     stage = commands.add_parser("stage", help="create the ScaleStage or move it to stage N")
     stage.add_argument("number", type=int, choices=sorted(STAGES))
     commands.add_parser("status", help="show stage, phase, components and SPOFs")
+    _add_load_parser(commands)
     args = parser.parse_args(argv)
     console = Console()
     from kubernetes.client.exceptions import ApiException
 
     api = custom_objects()
     try:
+        if args.command == "load":
+            return load_command(args, api, console)
         if args.command == "stage":
             obj = set_stage(api, args.namespace, args.name, args.number)
             requested = f"{args.name}: stage {args.number} ({STAGES[args.number].name}) requested"

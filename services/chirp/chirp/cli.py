@@ -1,4 +1,4 @@
-"""`chirp` command: web, worker, migrate, seed, move."""
+"""`chirp` command: web, worker, migrate, seed, move, load."""
 
 import argparse
 import json
@@ -7,6 +7,7 @@ import sys
 import time
 
 from chirp.config import ConfigError, ignored_variables_warning, load_config
+from chirp.load.commands import add_parser as add_load_parser
 from chirp.move.commands import add_parser as add_move_parser
 
 # gunicorn calls the app factory itself: no app is built at import time.
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--prefix", default="seed", help="usernames are PREFIXn")
     seed.set_defaults(func=cmd_seed)
     add_move_parser(sub)
+    add_load_parser(sub)
     return parser
 
 
