@@ -11,11 +11,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import kopf
-from kubernetes.client import ApiClient
+from kubernetes.client import ApiClient, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.discovery import LazyDiscoverer
@@ -23,6 +23,7 @@ from kubernetes.dynamic.exceptions import NotFoundError
 from kubernetes.dynamic.resource import Resource
 from kubernetes.utils.quantity import parse_quantity
 
+from .moves import last_json_line
 from .names import API_VERSION, APPLIED_HASH, GROUP, HOLDS_DATA, MANAGED_BY
 
 FIELD_MANAGER = MANAGED_BY
@@ -37,7 +38,12 @@ KINDS: dict[str, str] = {
     "StatefulSet": "apps/v1",
     "Deployment": "apps/v1",
     "PodDisruptionBudget": "policy/v1",
+    "Job": "batch/v1",  # a data move's steps (specs/jobs.py)
 }
+WORKLOAD_KINDS = ("StatefulSet", "Deployment")
+
+# (namespace, Job name) -> the log of the Job's newest pod, or None when it has none yet
+LogReader = Callable[[str, str], "str | None"]
 
 
 def key(obj: Mapping) -> tuple[str, str]:
@@ -94,13 +100,22 @@ def needs_apply(desired: Mapping, observed: Mapping | None) -> bool:
     return not same_value(desired, observed)
 
 
+def is_workload(obj: Mapping) -> bool:
+    return obj["kind"] in WORKLOAD_KINDS
+
+
+def holds_data(obj: Mapping) -> bool:
+    """A workload whose volumes are the only copy of data (the monolith, a primary)."""
+    return (obj["metadata"].get("labels") or {}).get(HOLDS_DATA) == "true"
+
+
 def to_prune(observed: Iterable[Mapping], desired_keys: set[tuple[str, str]]) -> list[Mapping]:
     """Observed children no builder asked for. Never a workload whose volumes hold the only copy
     of data: that one goes only with a migration (or with the whole ScaleStage)."""
     return [
         obj for obj in observed
         if key(obj) not in desired_keys
-        and (obj["metadata"].get("labels") or {}).get(HOLDS_DATA) != "true"
+        and not holds_data(obj)
     ]
 
 
@@ -149,13 +164,41 @@ def discover(api: ApiClient) -> dict[str, Resource]:
             for kind, api_version in kinds.items()}
 
 
+def pod_log_reader(api: ApiClient, tail_lines: int = 20) -> LogReader:
+    """Reads the end of a Job's newest pod's log (a data move reports its progress there)."""
+    core = CoreV1Api(api)
+
+    def read(namespace: str, job: str) -> str | None:
+        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+        if not pods:
+            return None
+        newest = max(pods, key=lambda pod: pod.metadata.creation_timestamp)
+        try:
+            return core.read_namespaced_pod_log(newest.metadata.name, namespace,
+                                                tail_lines=tail_lines)
+        except ApiException as error:  # e.g. its container not started yet
+            if error.status in (400, 404):
+                return None
+            raise
+
+    return read
+
+
 class Cluster:
     """Calls to the API server for one reconcile; `writes` counts every call that may change
     state (the operator logs it; the operator tier checks it against the audit log)."""
 
-    def __init__(self, resources: Mapping[str, Resource]):
+    def __init__(self, resources: Mapping[str, Resource], logs: LogReader | None = None):
         self.resources = resources
+        self.logs = logs
         self.writes = 0
+
+    def last_log(self, namespace: str, job: str) -> str | None:
+        return self.logs(namespace, job) if self.logs else None
+
+    def last_log_line(self, namespace: str, job: str) -> dict | None:
+        """The last JSON line a move Job printed (its progress), None when there is none."""
+        return last_json_line(self.last_log(namespace, job) or "")
 
     def get_scalestage(self, namespace: str, name: str) -> dict | None:
         try:

@@ -78,10 +78,12 @@ def on_timer(meta, memo, logger, **_) -> None:
     run(memo, meta["namespace"], meta["name"], logger, "timer")
 
 
-# A workload's status moves (pods ready, a rollout done, someone deleting it): reconcile its owner
-# at once instead of at the next timer tick, so `phase` follows the pods within a second.
+# A workload's status moves (pods ready, a rollout done, a move Job finished, someone deleting
+# it): reconcile its owner at once instead of at the next timer tick, so `phase` follows the pods
+# within a second.
 @kopf.on.event("apps", "v1", "deployments", labels={MANAGED_BY_LABEL: MANAGED_BY})
 @kopf.on.event("apps", "v1", "statefulsets", labels={MANAGED_BY_LABEL: MANAGED_BY})
+@kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY_LABEL: MANAGED_BY})
 def on_workload_event(body, memo, logger, **_) -> None:
     owner = apply.owner_of(body)
     if owner is not None:

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from kubernetes import client, config
 from kubernetes.dynamic.resource import Resource
 
-from . import apply, specs, stages, status, transitions
+from . import apply, moves, specs, stages, status, transitions
 from .names import Names
-from .specs import secrets
+from .specs import jobs, secrets
 
 log = logging.getLogger(__name__)
 
+SESSION_STORES = {"process": "the web process", "redis": "Redis"}  # for Events
 IMAGE_ENV = "SCALESTAGE_IMAGE_{}"  # SCALESTAGE_IMAGE_APP, …: default images when a spec names none
 
 
@@ -37,7 +38,7 @@ class Event:
 
 @dataclass
 class Outcome:
-    action: str  # create | in-place | refused
+    action: str  # create | in-place | move | refused
     applied: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -51,9 +52,11 @@ class Operator:
     Created in kopf's startup handler and kept in kopf's memo; nothing here is module-global."""
 
     def __init__(self, resources: Mapping[str, Resource],
-                 default_images: Mapping[str, str] | None = None):
+                 default_images: Mapping[str, str] | None = None,
+                 logs: apply.LogReader | None = None):
         self.resources = resources  # apply.discover()
         self.default_images = dict(default_images or {})
+        self.logs = logs
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -67,7 +70,7 @@ class Operator:
             config.load_kube_config(client_configuration=configuration)
         api = client.ApiClient(configuration)
         api.user_agent = apply.FIELD_MANAGER
-        return cls(apply.discover(api), default_images_from(os.environ))
+        return cls(apply.discover(api), default_images_from(os.environ), apply.pod_log_reader(api))
 
     def lock(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -76,7 +79,7 @@ class Operator:
     def reconcile(self, namespace: str, name: str) -> tuple[dict, Outcome] | None:
         """One pass over the ScaleStage as it is now; None when it is gone or going."""
         with self.lock(namespace, name):
-            cluster = apply.Cluster(self.resources)
+            cluster = apply.Cluster(self.resources, self.logs)
             # Fresh from the API server (a read): a timer and a change handler queued behind each
             # other must not act on the status the other one has just replaced.
             current = cluster.get_scalestage(namespace, name)
@@ -107,6 +110,16 @@ def workloads_by_component(observed: Mapping, instance: str) -> dict[str, Mappin
     }
 
 
+def plan_at(spec: Mapping, stage: int, default_images: Mapping[str, str] | None,
+            shards: int | None = None) -> stages.Plan:
+    """The plan of one stage of the walk: the spec's overrides over that stage's defaults (those
+    the stage does not use are ignored), with the shard count that runs (or will) when given."""
+    at = {**spec, "stage": stage}
+    if shards:
+        at["database"] = {**(spec.get("database") or {}), "shards": shards}
+    return stages.resolve(at, default_images)
+
+
 def reconcile(
     cluster: apply.Cluster,
     body: Mapping,
@@ -115,55 +128,217 @@ def reconcile(
     meta = body["metadata"]
     names = Names(meta["name"])
     previous = dict(body.get("status") or {})
-    plan = stages.resolve(body["spec"], default_images)
+    spec = body["spec"]
+    target = stages.resolve(spec, default_images)
     observed = apply.observe(cluster, meta["namespace"], names.children_selector, meta["uid"])
+    if previous.get("migration"):
+        return continue_move(cluster, body, observed, default_images)
 
     layout = transitions.observed_layout(
         obj for (kind, _), obj in observed.items() if kind == "StatefulSet")
-    decision = transitions.decide(layout, plan, previous.get("stage"))
-    if decision.action == transitions.REFUSED:
-        return refuse(cluster, body, previous, decision)
+    reached = previous.get("stage") if previous.get("stage") in stages.STAGES else None
+    reached_ready = False
+    if reached is not None and layout is not None and layout != transitions.MIXED:
+        reached_plan = plan_at(spec, reached, default_images, layout.shards or None)
+        reached_ready = stage_ready(reached_plan, observed, names)
+    # A new spec starts a new walk, whose first step needs no Ready stage behind it (a user may
+    # be moving away from a broken one); every later step does.
+    new_request = meta.get("generation", 0) != previous.get("walkGeneration")
+    step = transitions.next_step(layout, target, reached, reached_ready or new_request)
+    if step.action == transitions.REFUSED:
+        return refuse(cluster, body, previous, step)
+    if step.action == transitions.MOVE:
+        source = plan_at(spec, step.source, default_images, layout.shards or None)
+        destination = plan_at(spec, step.stage, default_images)
+        record = {
+            "from": source.number, "to": destination.number,
+            "fromShards": source.shards, "toShards": destination.shards,
+            "step": moves.PROVISIONING, "startedAt": now(),
+        }
+        # The decision is recorded before anything is done: from here the move is finished
+        # whatever the spec says next (docs: a walk never leaves data half-moved).
+        walk_generation = meta.get("generation", 0)
+        cluster.patch_status(body, {"migration": record, "walkGeneration": walk_generation})
+        previous["migration"] = {**record, "step": None}  # so its first step is announced
+        previous["walkGeneration"] = walk_generation
+        return continue_move(cluster, {**body, "status": previous}, observed, default_images)
 
-    credentials = secrets.credentials(observed.get(("Secret", names.credentials)))
-    desired = specs.build_all(plan, names, credentials)
-    applied, pruned = apply.sync(cluster, desired, observed, body)
-    outcome = Outcome(decision.action, applied, pruned)
-    if applied or pruned:
-        log.info("%s/%s: applied %s; pruned %s", meta["namespace"], meta["name"],
-                 applied or "nothing", pruned or "nothing")
-        # Read back what we changed, so the status reflects it (reads only).
-        observed = apply.observe(cluster, meta["namespace"], names.children_selector, meta["uid"])
-
+    plan = target if step.stage == target.number else plan_at(spec, step.stage, default_images)
+    outcome = Outcome(step.action)
+    observed = converge(cluster, body, specs.build_all(plan, names, credentials(observed, names)),
+                        observed, outcome)
     new_status = status.summarize(plan, workloads_by_component(observed, names.instance),
                                   meta.get("generation", 0), previous, now())
+    new_status.update(status.walk(plan.number, target.number, new_status, now()))
+    new_status["walkGeneration"] = meta.get("generation", 0)
     if previous.get("stage") != plan.number:
-        message = (f"stage {plan.number} ({plan.name})" if not previous.get("stage") else
-                   f"stage {previous['stage']} ({stages.stage_name(previous['stage'])}) → "
-                   f"stage {plan.number} ({plan.name})")
-        outcome.events.append(Event("Normal", "StageChanged", message))
-    if changed(previous, new_status):
-        cluster.patch_status(body, new_status)
-        outcome.status_written = True
+        outcome.events.append(Event("Normal", "StageChanged",
+                                    stage_change_message(previous.get("stage"), plan)))
+    write_status(cluster, body, previous, new_status, outcome)
     return outcome
+
+
+def continue_move(cluster: apply.Cluster, body: Mapping, observed: Mapping,
+                  default_images: Mapping[str, str] | None) -> Outcome:
+    """One pass of the data move recorded in status.migration (moves.py has the steps)."""
+    meta = body["metadata"]
+    names = Names(meta["name"])
+    previous = dict(body["status"])
+    record = dict(previous["migration"])
+    spec = body["spec"]
+    source = plan_at(spec, record["from"], default_images, record.get("fromShards") or None)
+    target = plan_at(spec, record["to"], default_images, record.get("toShards") or None)
+    job_names = {action: jobs.job_name(names, source, target, action)
+                 for action in (moves.COPY, moves.COMPLETE)}
+    source_data = specs.data_objects(source, names)
+    seen = moves.Observed(
+        target_databases_ready=all(
+            status.workload_ready(m, observed.get(apply.key(m)))
+            for m in specs.data_objects(target, names) if apply.is_workload(m)),
+        target_stage_ready=stage_ready(target, observed, names),
+        source_data_present=any(apply.holds_data(m) and apply.key(m) in observed
+                                for m in source_data),
+        copy_job=moves.job_state(observed.get(("Job", job_names[moves.COPY]))),
+        complete_job=moves.job_state(observed.get(("Job", job_names[moves.COMPLETE]))),
+    )
+    current = moves.step(seen)
+    outcome = Outcome(transitions.MOVE)
+    creds = credentials(observed, names)
+    if current == moves.DONE:
+        return finish_move(cluster, body, observed, record, target, creds, outcome)
+
+    serving, other = (target, source) if moves.target_serves(current, seen) else (source, target)
+    desired = specs.build_all(serving, names, creds)
+    if current != moves.RETIRING:
+        desired += specs.data_objects(other, names)
+    desired += [jobs.move_job(names, source, target, action)
+                for action in moves.jobs_wanted(current, seen)]
+    observed = converge(cluster, body, desired, observed, outcome)
+    if current == moves.RETIRING:
+        # the move is complete and the target stage ready: the source's data goes, volumes too
+        for manifest in source_data:
+            if apply.holds_data(manifest) and (found := observed.get(apply.key(manifest))):
+                cluster.delete(found)
+                outcome.pruned.append("/".join(apply.key(manifest)))
+
+    record["step"] = current
+    if seen.copy_job != moves.ABSENT:
+        record.update(moves.progress(cluster.last_log_line(meta["namespace"],
+                                                           job_names[moves.COPY])))
+    if current == moves.FAILED:
+        failed = next(name for action, name in job_names.items()
+                      if moves.job_state(observed.get(("Job", name))) == moves.JOB_FAILED)
+        line = moves.last_json_line(cluster.last_log(meta["namespace"], failed) or "") or {}
+        record["message"] = (f"Job {failed} failed: {line.get('reason') or 'see its log'}; "
+                             f"delete the Job to run the step again")
+    new_status = status.summarize(serving, workloads_by_component(observed, names.instance),
+                                  meta.get("generation", 0), previous, now())
+    new_status.update(status.moving(source.number, target.number, record,
+                                    spec["stage"], new_status, now()))
+    before = (previous.get("migration") or {}).get("step")
+    if before != current:
+        outcome.events.append(Event(
+            "Warning" if current == moves.FAILED else "Normal",
+            "MoveFailed" if current == moves.FAILED else "Migrating",
+            move_event_message(source, target, current, record)))
+    write_status(cluster, body, previous, new_status, outcome)
+    return outcome
+
+
+def finish_move(cluster: apply.Cluster, body: Mapping, observed: Mapping, record: dict,
+                target: stages.Plan, creds: Mapping[str, str], outcome: Outcome) -> Outcome:
+    """The source's data is gone: the target stage is reached. Its Jobs are pruned now."""
+    meta = body["metadata"]
+    names = Names(meta["name"])
+    previous = dict(body["status"])
+    observed = converge(cluster, body, specs.build_all(target, names, creds), observed, outcome)
+    new_status = status.summarize(target, workloads_by_component(observed, names.instance),
+                                  meta.get("generation", 0), previous, now())
+    new_status.update(status.walk(target.number, body["spec"]["stage"], new_status, now()))
+    finished = {k: v for k, v in record.items() if k not in ("step", "message", "lagBytes",
+                                                              "lagSeconds")}
+    new_status["lastMove"] = {**finished, "finishedAt": now()}
+    new_status["migration"] = None  # merge patch: removes the field
+    outcome.events.append(Event("Normal", "StageChanged",
+                                stage_change_message(record["from"], target, record)))
+    write_status(cluster, body, previous, new_status, outcome)
+    return outcome
+
+
+def converge(cluster: apply.Cluster, body: Mapping, desired: list, observed: Mapping,
+             outcome: Outcome) -> Mapping:
+    """Apply what differs, prune the rest; the children as they are afterwards."""
+    meta = body["metadata"]
+    applied, pruned = apply.sync(cluster, desired, observed, body)
+    outcome.applied += applied
+    outcome.pruned += pruned
+    if not (applied or pruned):
+        return observed
+    log.info("%s/%s: applied %s; pruned %s", meta["namespace"], meta["name"],
+             applied or "nothing", pruned or "nothing")
+    # Read back what we changed, so the status reflects it (reads only).
+    return apply.observe(cluster, meta["namespace"], Names(meta["name"]).children_selector,
+                         meta["uid"])
+
+
+def credentials(observed: Mapping, names: Names) -> dict[str, str]:
+    return secrets.credentials(observed.get(("Secret", names.credentials)))
+
+
+def stage_ready(plan: stages.Plan, observed: Mapping, names: Names) -> bool:
+    """Every component of the plan ready and rolled out."""
+    workloads = workloads_by_component(observed, names.instance)
+    return status.plan_ready(plan, workloads)
+
+
+def stage_change_message(before: int | None, plan: stages.Plan, move: Mapping | None = None) -> str:
+    if not before or before not in stages.STAGES:
+        return transitions.describe(plan.number)
+    message = f"{transitions.describe(before)} → {transitions.describe(plan.number)}"
+    if move:
+        message += f": data moved ({moves.summary(move)})"
+    old_sessions = stages.STAGES[before].session_backend
+    if old_sessions != plan.stage.session_backend:
+        message += (f"; sessions now live in {SESSION_STORES[plan.stage.session_backend]}, not "
+                    f"in {SESSION_STORES[old_sessions]}: logged-in users log in once more")
+    return message
+
+
+def move_event_message(source: stages.Plan, target: stages.Plan, current: str,
+                       record: Mapping) -> str:
+    what = {
+        moves.PROVISIONING: "creating the target's databases; the source stage keeps serving",
+        moves.COPYING: "copying while writes go on, then the cutover (writes held briefly)",
+        moves.SWITCHING: f"cut over; applying {transitions.describe(target.number)}",
+        moves.COMPLETING: "target stage ready; retiring the undo streams",
+        moves.RETIRING: "deleting the source's databases and their volumes",
+        moves.FAILED: record.get("message", "a move Job failed"),
+    }[current]
+    return (f"move {transitions.describe(source.number)} → "
+            f"{transitions.describe(target.number)}: {current}: {what}")
 
 
 def refuse(cluster: apply.Cluster, body: Mapping, previous: dict,
-           decision: transitions.Decision) -> Outcome:
+           step: transitions.Step) -> Outcome:
     """Change nothing; say why once (condition + Warning event), then stay quiet while it holds."""
-    outcome = Outcome(decision.action)
-    blocked = status.condition("Progressing", False, decision.reason, decision.message)
+    outcome = Outcome(step.action)
+    blocked = status.condition("Progressing", False, step.reason, step.message)
     new_status = status.with_condition(previous, blocked, now())
     new_status["observedGeneration"] = body["metadata"].get("generation", 0)
-    already_said = any(c.get("reason") == decision.reason and c.get("message") == decision.message
+    already_said = any(c.get("reason") == step.reason and c.get("message") == step.message
                        for c in previous.get("conditions") or [])
     if not already_said:
-        outcome.events.append(Event("Warning", "StageChangeRefused", decision.message))
-    if changed(previous, new_status):
-        cluster.patch_status(body, new_status)
-        outcome.status_written = True
+        outcome.events.append(Event("Warning", "StageChangeRefused", step.message))
+    write_status(cluster, body, previous, new_status, outcome)
     return outcome
+
+
+def write_status(cluster: apply.Cluster, body: Mapping, previous: Mapping, new: Mapping,
+                 outcome: Outcome) -> None:
+    if changed(previous, new):
+        cluster.patch_status(body, new)
+        outcome.status_written = True
 
 
 def changed(previous: Mapping, new: Mapping) -> bool:
     return any(previous.get(k) != v for k, v in new.items())
-

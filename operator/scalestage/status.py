@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .stages import Component, Plan, components
+from . import moves, transitions
+from .stages import STAGES, Component, Plan, components
 
 PENDING, PROGRESSING, READY, DEGRADED = "Pending", "Progressing", "Ready", "Degraded"
+MIGRATING, FAILED = "Migrating", "Failed"
 
 
 def component_status(component: Component, observed: Mapping | None) -> dict[str, Any]:
@@ -31,6 +33,20 @@ def rolling_out(component: Component, observed: Mapping | None) -> bool:
         return True
     # a StatefulSet's rollout is over when every pod runs the update revision
     return status.get("currentRevision", "") != status.get("updateRevision", "")
+
+
+def workload_ready(manifest: Mapping, observed: Mapping | None) -> bool:
+    """One workload we asked for is there, rolled out, and all its pods ready."""
+    wanted = Component(manifest["metadata"]["name"], manifest["kind"],
+                       manifest["spec"].get("replicas", 1))
+    return (component_status(wanted, observed)["ready"] >= wanted.replicas
+            and not rolling_out(wanted, observed))
+
+
+def plan_ready(plan: Plan, observed: Mapping[str, Mapping]) -> bool:
+    """Every component of the plan ready and rolled out (`observed` by component name)."""
+    return all(component_status(c, observed.get(c.name))["ready"] >= c.replicas
+               and not rolling_out(c, observed.get(c.name)) for c in components(plan))
 
 
 def phase_of(rows: Sequence[Mapping], rolling: bool) -> str:
@@ -107,3 +123,44 @@ def with_condition(status: Mapping, new: Mapping, now: str) -> dict[str, Any]:
     kept."""
     merged = merge_conditions(status.get("conditions") or [], [new], now)
     return {**status, "conditions": merged}
+
+
+def walk(reached: int, target: int, summary: Mapping, now: str) -> dict[str, Any]:
+    """The walk's part of the status: the target, the stages still ahead, a one-line progress;
+    never Ready for a stage that is not the target (a walk half-way is Progressing)."""
+    ahead = transitions.path(reached, target)
+    out: dict[str, Any] = {"targetStage": target, "path": ahead, "migration": None}
+    if not ahead:
+        out["progress"] = summary["ready"]
+        return out
+    out["progress"] = f"stage {reached}, walking to {target} (next: {ahead[0]})"
+    if summary["phase"] == READY:
+        out["phase"] = PROGRESSING
+        message = (f"{transitions.describe(reached)} reached; walking to "
+                   f"{transitions.describe(target)} through {', '.join(map(str, ahead))}")
+        out["conditions"] = merge_conditions(summary["conditions"], [
+            condition("Ready", False, "Walking", message),
+            condition("Progressing", True, "Walking", message)], now)
+    return out
+
+
+def moving(source: int, target: int, record: Mapping, wanted: int, summary: Mapping,
+           now: str) -> dict[str, Any]:
+    """The status while a data move runs: phase Migrating (Failed when a step failed), the
+    move's record and progress, the stage reached still the source until the move is done."""
+    failed = record.get("step") == moves.FAILED
+    line = moves.summary(record)
+    message = record.get("message", "") if failed else f"moving data: {line}"
+    return {
+        "phase": FAILED if failed else MIGRATING,
+        "stage": source,
+        "stageName": STAGES[source].name,
+        "targetStage": wanted,
+        "path": [target, *transitions.path(target, wanted)],
+        "migration": dict(record),
+        "progress": line,
+        "conditions": merge_conditions(summary["conditions"], [
+            condition("Ready", False, "MoveFailed" if failed else "Migrating", message),
+            condition("Progressing", not failed, "MoveFailed" if failed else "MovingData",
+                      message)], now),
+    }

@@ -1,9 +1,10 @@
-"""Which stage changes can happen in place, and which move data (and so need a migration).
+"""The walk between stages: which step comes next, one stage at a time. Pure.
 
-Decided from where the data lives, not from "what changed": the observed data-holding StatefulSets
-give the current layout, the plan gives the desired one. Same layout: apply in place (scaling,
-2↔3 replicas, 3↔4 Redis). Different layout (1↔2, 4↔5, a new shard count): data must move, which
-the migration work will do; until then the operator refuses and changes nothing.
+Decided from where the data lives and from the stage reached, never from "what changed": the
+observed data-holding StatefulSets give the current layout, `status.stage` the stage reached (the
+one whose plan is applied), `spec.stage` the target. A step inside one layout (2↔3↔4, scaling) is
+applied in place; a step across layouts (1↔2, 4↔5) is a data move (moves.py runs it). A jump
+(1 → 5) walks every stage in between, each reaching Ready before the next starts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from .names import CLUSTER, COMPONENT, HOLDS_DATA
 from .stages import MONOLITH, SHARDED, SINGLE_PRIMARY, STAGES, Plan
 
-IN_PLACE, CREATE, REFUSED = "in-place", "create", "refused"
+CREATE, IN_PLACE, MOVE, REFUSED = "create", "in-place", "move", "refused"
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,19 @@ class Layout:
         return described.get(self.kind, self.kind)
 
 
+MIXED = Layout("mixed")  # data-holders of two layouts at once: a data move in progress
+
+
 @dataclass(frozen=True)
-class Decision:
-    action: str  # create | in-place | refused
-    reason: str  # CamelCase, for conditions and events
-    message: str
+class Step:
+    """What this reconcile does: create `stage`, apply `stage` in place, move data from `source`
+    to `stage`, or refuse (change nothing, say why)."""
+
+    action: str
+    stage: int
+    source: int | None = None
+    reason: str = ""
+    message: str = ""
 
 
 def desired_layout(plan: Plan) -> Layout:
@@ -55,14 +64,14 @@ def observed_layout(workloads: Iterable[Mapping]) -> Layout | None:
         elif labels.get(CLUSTER):
             clusters.add(labels[CLUSTER])
     if monolith and clusters:
-        return Layout("mixed")  # half-way through a move: never something to build on
+        return MIXED
     if monolith:
         return Layout(MONOLITH)
     if clusters == {"db"}:
         return Layout(SINGLE_PRIMARY)
     if clusters and all(c.startswith("db-shard-") for c in clusters):
         return Layout(SHARDED, len(clusters))
-    return Layout("mixed") if clusters else None
+    return MIXED if clusters else None
 
 
 def moves_data(current_stage: int, desired_stage: int) -> bool:
@@ -70,22 +79,54 @@ def moves_data(current_stage: int, desired_stage: int) -> bool:
     return STAGES[current_stage].data_layout != STAGES[desired_stage].data_layout
 
 
-def decide(observed: Layout | None, plan: Plan, current_stage: int | None = None) -> Decision:
-    desired = desired_layout(plan)
-    target = f"stage {plan.number} ({plan.name})"
-    if observed is None:
-        return Decision(CREATE, "Creating", f"creating {target}")
-    if observed == desired:
-        return Decision(IN_PLACE, "InPlace", f"{target} applied in place")
-    origin = (
-        f"stage {current_stage} ({STAGES[current_stage].name})"
-        if current_stage in STAGES
-        else "the current stage"
-    )
-    return Decision(
-        REFUSED,
-        "MigrationRequired",
-        f"moving from {origin} to {target} moves data ({observed.describe()} → "
-        f"{desired.describe()}), and data migrations are not available yet; nothing was changed. "
-        f"Set spec back to {origin} to keep managing it.",
-    )
+def path(reached: int, target: int) -> list[int]:
+    """The stages still to reach, in order: 1 → 4 is [2, 3, 4]; 5 → 3 is [4, 3]."""
+    if target >= reached:
+        return list(range(reached + 1, target + 1))
+    return list(range(reached - 1, target - 1, -1))
+
+
+def describe(stage: int) -> str:
+    return f"stage {stage} ({STAGES[stage].name})"
+
+
+def infer_reached(layout: Layout, target: int) -> int:
+    """The stage reached when the status does not say (e.g. it was lost): the target if its layout
+    matches what runs, else the stage of that layout nearest to the target."""
+    fits = [n for n, s in STAGES.items() if s.data_layout == layout.kind]
+    return min(fits, key=lambda n: (abs(n - target), n))
+
+
+def next_step(layout: Layout | None, plan: Plan, reached: int | None, reached_ready: bool) -> Step:
+    """The step towards `plan` (the target) from what runs now.
+
+    `reached` is status.stage, `reached_ready` whether that stage's components are all ready: a
+    walk takes its next step only from a stage that is Ready, so each step is whole before the next.
+    """
+    target = plan.number
+    if layout is None:
+        return Step(CREATE, target, reason="Creating", message=f"creating {describe(target)}")
+    if layout == MIXED:
+        return Step(REFUSED, reached or target, reason="LayoutUnknown", message=(
+            "data-holding workloads of two layouts exist and no data move is recorded in the "
+            "status; nothing was changed. Delete the ones that hold no data you need."))
+    if reached not in STAGES or STAGES[reached].data_layout != layout.kind:
+        reached = infer_reached(layout, target)
+    if reached == target:
+        if layout == desired_layout(plan):
+            return Step(IN_PLACE, target, reason="InPlace",
+                        message=f"{describe(target)} applied in place")
+        return Step(REFUSED, target, reason="ReshardNotSupported", message=(
+            f"changing database.shards from {layout.shards} to {plan.shards} moves data between "
+            "shards, which the operator does not do yet; nothing was changed. Set database.shards "
+            f"back to {layout.shards} to keep managing it."))
+    if not reached_ready:
+        # finish the step in progress (its rollout) before heading anywhere else
+        return Step(IN_PLACE, reached, reason="Walking",
+                    message=f"waiting for {describe(reached)} to be ready before going on")
+    step = path(reached, target)[0]
+    if moves_data(reached, step):
+        return Step(MOVE, step, source=reached, reason="MovingData",
+                    message=f"moving data from {describe(reached)} to {describe(step)}")
+    return Step(IN_PLACE, step, reason="Walking",
+                message=f"{describe(reached)} → {describe(step)} in place")

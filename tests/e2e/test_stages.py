@@ -10,7 +10,6 @@ stage, pod and database answered.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -22,19 +21,13 @@ from kubernetes import client
 
 from scalestage.names import COMPONENT, GROUP, PLURAL, ROLE, VERSION
 from scalestage.names import INSTANCE as INSTANCE_LABEL
-from tests.e2e.kindcluster import REPO_ROOT, TEST_IMAGE, TRANSIENT, Cluster, tool
+from tests.e2e.kindcluster import REPO_ROOT, TRANSIENT, Cluster
 from tests.operator.expected_children import INSTANCE, SPOFS, replicas
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.slow
 
-RELEASE = "scalestage-operator"
-OPERATOR_NAMESPACE = "scalestage-system"
-CHART = REPO_ROOT / "charts" / "scalestage-operator"
 EXAMPLES = REPO_ROOT / "examples"
-# Images the stages 1–4 run (the edge cache is stage 5 only).
-IMAGES = ("scalestage/operator:dev", "scalestage/chirp:dev", "scalestage/postgres:15",
-          "scalestage/redis:7")
 # Every stage runs under the restricted Pod Security Standard: its pods are refused otherwise.
 RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted"
               for mode in ("enforce", "warn", "audit")}
@@ -130,67 +123,13 @@ def printer_row(table: str) -> dict[str, str]:
 
 
 def test_printer_row_splits_on_columns():
-    table = ("NAME    STAGE   PHASE   READY   SPOFS                AGE\n"
-             "chirp   4       Ready   4/4     db-primary, redis    2m\n")
-    assert printer_row(table) == {"NAME": "chirp", "STAGE": "4", "PHASE": "Ready", "READY": "4/4",
-                                  "SPOFS": "db-primary, redis", "AGE": "2m"}
+    table = ("NAME    STAGE   TARGET   PHASE   PROGRESS   SPOFS                AGE\n"
+             "chirp   4       4        Ready   4/4        db-primary, redis    2m\n")
+    assert printer_row(table) == {"NAME": "chirp", "STAGE": "4", "TARGET": "4", "PHASE": "Ready",
+                                  "PROGRESS": "4/4", "SPOFS": "db-primary, redis", "AGE": "2m"}
 
 
 # --- fixtures ----------------------------------------------------------------------------------
-
-def run(*cmd: str, timeout: float = 600) -> str:
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
-
-
-@pytest.fixture(scope="session")
-def say(request):
-    """report() for session- and module-scoped fixtures (capsys is function-scoped)."""
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-
-    def report_now(message: str) -> None:
-        with capture.global_and_fixture_disabled():
-            print(f"\n    [e2e] {message}")
-    return report_now
-
-
-@pytest.fixture(scope="session")
-def operator(kind_cluster: Cluster, say) -> str:
-    """The operator, installed (or upgraded) by helm exactly as a user would, and running."""
-    started = time.monotonic()
-    run(str(REPO_ROOT / "hack" / "cluster.sh"), "load", *IMAGES)
-    # helm installs crds/ only on first install; apply it so a changed CRD reaches the cluster
-    kind_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
-    image_id = run("docker", "image", "inspect", "-f", "{{.Id}}", IMAGES[0]).strip()[7:19]
-    run(tool("helm"), "--kube-context", kind_cluster.context, "upgrade", "--install", RELEASE,
-        str(CHART), "-n", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout", "5m",
-        # same tag after a rebuild: a changed image id rolls the operator pod
-        "--set-string", f"podAnnotations.scalestage\\.dev/image-id={image_id}")
-    kind_cluster.kubectl("rollout", "status", "-n", OPERATOR_NAMESPACE, f"deployment/{RELEASE}",
-                         "--timeout=180s")
-    say(f"operator loaded and installed by helm in {time.monotonic() - started:.0f} s")
-    return OPERATOR_NAMESPACE
-
-
-@pytest.fixture(scope="module")
-def client_pod(kind_cluster: Cluster):
-    """A long-lived pod to send requests from, in its own namespace."""
-    namespace = kind_cluster.create_namespace(f"e2e-client-{uuid.uuid4().hex[:6]}")
-    kind_cluster.apply({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"},
-        "spec": {"terminationGracePeriodSeconds": 0,
-                 "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
-                 "containers": [{"name": "client", "image": TEST_IMAGE, "imagePullPolicy": "Never",
-                                 "command": ["sleep", "infinity"],
-                                 "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}}}]},
-    }, namespace=namespace)
-    kind_cluster.kubectl("wait", "-n", namespace, "pod/client", "--for=condition=Ready",
-                         "--timeout=180s")
-    yield namespace
-    kind_cluster.delete_namespace(namespace)
-
 
 def node_port_holder(cluster: Cluster, node_port: int) -> str | None:
     """`namespace/name` of the Service holding this node port, if any."""
@@ -370,11 +309,11 @@ def test_app_answers_through_its_service(stage, visit, kind_cluster: Cluster, cl
 def test_kubectl_get_scalestages_shows_the_columns(stage, kind_cluster: Cluster):
     row = printer_row(kind_cluster.kubectl("get", "-n", stage["namespace"], "scalestages"))
     workloads = len(replicas(stage["number"]))
-    assert list(row) == ["NAME", "STAGE", "PHASE", "READY", "SPOFS", "AGE"]
+    assert list(row) == ["NAME", "STAGE", "TARGET", "PHASE", "PROGRESS", "SPOFS", "AGE"]
     assert row["NAME"] == INSTANCE
-    assert row["STAGE"] == str(stage["number"])
+    assert row["STAGE"] == row["TARGET"] == str(stage["number"])
     assert row["PHASE"] == "Ready"
-    assert row["READY"] == f"{workloads}/{workloads}"
+    assert row["PROGRESS"] == f"{workloads}/{workloads}"
     assert row["SPOFS"] == ", ".join(SPOFS[stage["number"]])
     assert row["AGE"]
 

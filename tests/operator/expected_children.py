@@ -35,8 +35,8 @@ _ONE_PRIMARY = _COMMON | {"Service/chirp-db-rw", "Service/chirp-web"}
 _REPLICAS = _ONE_PRIMARY | {"Service/chirp-db-ro", "PodDisruptionBudget/chirp-web",
                             "PodDisruptionBudget/chirp-db-replica"}
 _OTHERS: dict[int, set[str]] = {
-    1: _COMMON,
-    2: _ONE_PRIMARY,
+    1: _COMMON | {"Service/chirp-monolith-db"},
+    2: _ONE_PRIMARY | {"Service/chirp-db-ro"},  # leads to the primary until stage 3
     3: _REPLICAS,
     4: _REPLICAS | {"Service/chirp-redis"},
     5: _COMMON | {"Service/chirp-web", "PodDisruptionBudget/chirp-web", "Service/chirp-redis",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..names import Names
-from ..stages import Plan
+from ..stages import MONOLITH, Plan
 from . import architecture, edge, frontdoor, monolith, pdb, postgres, redis, secrets, web, workers
 from .common import Manifest
 
@@ -22,3 +22,11 @@ def build_all(plan: Plan, names: Names, credentials: Mapping[str, str]) -> list[
     for builder in BUILDERS:
         out += builder.build(plan, names)
     return out
+
+
+def data_objects(plan: Plan, names: Names) -> list[Manifest]:
+    """The plan's databases (the monolith pod at stage 1) and their Services: what a data move
+    creates before it copies, and keeps until the move is complete."""
+    if plan.data_layout == MONOLITH:
+        return monolith.build(plan, names)
+    return postgres.build(plan, names)

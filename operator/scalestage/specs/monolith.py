@@ -12,9 +12,15 @@ from typing import Any
 from ..names import HOLDS_DATA, Names
 from ..stages import MONOLITH, Plan
 from . import app, postgres
-from .common import Manifest, workload
+from .common import Manifest, service, workload
 
 COMPONENT = "monolith"
+
+
+def database_service(names: Names) -> str:
+    """The Service in front of the monolith's Postgres: a data move to or from stage 1 dials it
+    (the other side's replication connects to it, and writers follow it after a cutover)."""
+    return names.of(f"{COMPONENT}-db")
 
 
 def build(plan: Plan, names: Names) -> list[Manifest]:
@@ -41,7 +47,9 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
         workload("StatefulSet", names, COMPONENT, 1, pod, run_as=None,
                  fs_group=postgres.POSTGRES_UID, labels=labels,
                  serviceName=names.front_door,
-                 volume_claims=[postgres.volume_claim(plan, names, COMPONENT, labels)])
+                 volume_claims=[postgres.volume_claim(plan, names, COMPONENT, labels)]),
+        service(names, database_service(names), COMPONENT, names.selector(COMPONENT),
+                postgres.PORT, postgres.PORT),
     ]
 
 

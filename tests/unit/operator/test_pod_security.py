@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from scalestage.specs import jobs
+
 STAGES = range(1, 6)
 
 # restricted: only these volume sources
@@ -188,3 +190,10 @@ def test_the_checker_accepts_a_compliant_pod():
 def test_the_checker_names_the_rule_that_fails(edit, rule):
     got = broken(edit)
     assert any(v.startswith(rule) for v in got), got
+
+
+@pytest.mark.parametrize(("source", "target"), [(1, 2), (2, 1), (4, 5), (5, 4)])
+def test_the_data_move_jobs_are_restricted(source, target, plan, names):
+    for action in ("run", "complete"):
+        job = jobs.move_job(names, plan(source), plan(target), action)
+        assert violations(job["spec"]["template"]["spec"]) == [], job["metadata"]["name"]

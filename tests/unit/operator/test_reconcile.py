@@ -28,7 +28,19 @@ class MemoryCluster(apply.Cluster):
 
     def patch_status(self, owner, status):
         self.writes += 1
-        self.status = copy.deepcopy(dict(status))
+        merged = {**getattr(self, "status", {}), **copy.deepcopy(dict(status))}
+        self.status = {k: v for k, v in merged.items() if v is not None}  # a merge patch
+
+    def settle(self):
+        """What the controllers would do next: every workload rolled out with all pods ready."""
+        for (kind, _), obj in self.objects.items():
+            if kind in ("Deployment", "StatefulSet"):
+                n = obj["spec"]["replicas"]
+                obj["status"] = {"replicas": n, "readyReplicas": n, "updatedReplicas": n}
+
+    def finish_job(self, name, outcome="Complete"):
+        self.objects[("Job", name)]["status"] = {
+            "conditions": [{"type": outcome, "status": "True"}]}
 
 
 def scalestage(stage, status=None):
@@ -62,24 +74,129 @@ def test_a_pass_that_finds_nothing_to_change_writes_nothing():
 def test_moving_within_a_layout_prunes_what_the_new_stage_does_not_run():
     cluster = MemoryCluster()
     run(cluster, 4)
+    cluster.settle()
     down = run(cluster, 3, cluster.status)
     assert down.action == "in-place"
     assert sorted(down.pruned) == ["Deployment/chirp-redis", "Service/chirp-redis"]
+    # the session store changes (Redis → the web process): the Event says what users see
     assert down.events == [Event("Normal", "StageChanged",
-                                 "stage 4 (cached) → stage 3 (load-balanced)")]
+                                 "stage 4 (cached) → stage 3 (load-balanced); sessions now live "
+                                 "in the web process, not in Redis: logged-in users log in once "
+                                 "more")]
 
 
-def test_a_data_move_is_refused_once_and_changes_nothing():
+def names_of(cluster, kind):
+    return sorted(name for (k, name) in cluster.objects if k == kind)
+
+
+def test_a_walk_waits_for_each_stage_to_be_ready_before_the_next():
+    cluster = MemoryCluster()
+    run(cluster, 2)
+    cluster.settle()
+    first = run(cluster, 4, cluster.status)
+    assert cluster.status["stage"] == 3 and cluster.status["phase"] != "Ready"
+    assert cluster.status["targetStage"] == 4 and cluster.status["path"] == [4]
+    assert first.events[0].message == "stage 2 (separate-db) → stage 3 (load-balanced)"
+    run(cluster, 4, cluster.status)  # stage 3's new pods are not ready yet: stays at 3
+    assert cluster.status["stage"] == 3
+    cluster.settle()
+    run(cluster, 4, cluster.status)
+    assert cluster.status["stage"] == 4 and "Deployment/chirp-redis" in [
+        "/".join(k) for k in cluster.objects]
+    cluster.settle()
+    run(cluster, 4, cluster.status)
+    assert cluster.status["phase"] == "Ready" and cluster.status["path"] == []
+
+
+def test_a_data_move_1_to_2_runs_every_step_and_retires_the_monolith_last():
     cluster = MemoryCluster()
     run(cluster, 1)
+    cluster.settle()
+    run(cluster, 2, cluster.status)  # provisioning: the stage-2 database beside the monolith
+    migration = cluster.status["migration"]
+    assert (migration["from"], migration["to"], migration["step"]) == (1, 2, "provisioning")
+    assert cluster.status["phase"] == "Migrating" and cluster.status["stage"] == 1
+    assert names_of(cluster, "StatefulSet") == ["chirp-db-primary", "chirp-monolith"]
+    assert names_of(cluster, "Deployment") == []  # users still reach the monolith
+    assert names_of(cluster, "Job") == []
+
+    cluster.settle()
+    run(cluster, 2, cluster.status)  # copying: the Job runs `chirp move run`
+    assert cluster.status["migration"]["step"] == "copying"
+    [job] = names_of(cluster, "Job")
+    assert job == "chirp-move-1-2-run"
+    args = cluster.objects[("Job", job)]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["move", "run", "--from", "postgresql://chirp@chirp-monolith-db:5432/chirp",
+                    "--to", "postgresql://chirp@chirp-db-rw:5432/chirp"]
+
+    cluster.finish_job(job)
+    run(cluster, 2, cluster.status)  # switching: stage 2's web applied, the monolith kept
+    assert cluster.status["migration"]["step"] == "switching"
+    assert names_of(cluster, "Deployment") == ["chirp-web"]
+    assert "chirp-monolith" in names_of(cluster, "StatefulSet")
+    front_door = cluster.objects[("Service", "chirp")]["spec"]["selector"]
+    assert front_door["app.kubernetes.io/component"] == "web"
+
+    cluster.settle()
+    run(cluster, 2, cluster.status)  # completing: the undo streams retired
+    assert cluster.status["migration"]["step"] == "completing"
+    assert names_of(cluster, "Job") == ["chirp-move-1-2-complete", "chirp-move-1-2-run"]
+    assert "chirp-monolith" in names_of(cluster, "StatefulSet")
+
+    cluster.finish_job("chirp-move-1-2-complete")
+    run(cluster, 2, cluster.status)  # retiring: the monolith and its volume go
+    assert names_of(cluster, "StatefulSet") == ["chirp-db-primary"]
+    done = run(cluster, 2, cluster.status)
+    assert cluster.status["stage"] == 2 and "migration" not in cluster.status
+    assert cluster.status["lastMove"]["from"] == 1 and cluster.status["lastMove"]["to"] == 2
+    assert names_of(cluster, "Job") == []
+    assert [e.reason for e in done.events] == ["StageChanged"]
+    cluster.settle()
+    run(cluster, 2, cluster.status)
+    assert cluster.status["phase"] == "Ready"
+
+
+def test_a_move_is_finished_even_when_the_spec_turns_back_mid_move():
+    cluster = MemoryCluster()
+    run(cluster, 4)
+    cluster.settle()
+    run(cluster, 5, cluster.status)
+    assert cluster.status["migration"]["to"] == 5
+    cluster.settle()
+    run(cluster, 4, cluster.status)  # the user changed their mind: the move goes on
+    assert cluster.status["migration"]["step"] == "copying"
+    assert cluster.status["path"] == [5, 4]
+
+
+def test_a_failed_move_job_is_a_phase_a_person_sees():
+    cluster = MemoryCluster()
+    run(cluster, 1)
+    cluster.settle()
+    run(cluster, 2, cluster.status)
+    cluster.settle()
+    run(cluster, 2, cluster.status)
+    cluster.finish_job("chirp-move-1-2-run", "Failed")
+    failed = run(cluster, 2, cluster.status)
+    assert cluster.status["phase"] == "Failed"
+    ready = next(c for c in cluster.status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "MoveFailed" and "chirp-move-1-2-run" in ready["message"]
+    assert [(e.type, e.reason) for e in failed.events] == [("Warning", "MoveFailed")]
+    assert names_of(cluster, "Deployment") == []  # still the monolith serving
+
+
+def test_a_shard_count_change_is_refused_once_and_changes_nothing():
+    cluster = MemoryCluster()
+    run(cluster, 5)
+    cluster.settle()
     before = copy.deepcopy(cluster.objects)
-    refused = run(cluster, 2, cluster.status)
+    body = scalestage(5, cluster.status)
+    body["spec"]["database"] = {"shards": 3}
+    cluster.writes = 0
+    refused = reconcile.reconcile(cluster, body)
     assert refused.action == "refused" and refused.applied == refused.pruned == []
     [event] = refused.events
     assert (event.type, event.reason) == ("Warning", "StageChangeRefused")
     assert cluster.objects == before and cluster.writes == 1  # the condition, nothing else
-    still = run(cluster, 2, cluster.status)
-    assert still.events == [] and cluster.writes == 0
 
 
 def test_one_lock_per_object():

@@ -26,9 +26,10 @@ def pods(manifests):
 
 EXPECTED = {
     1: {"Secret/chirp-credentials", "ConfigMap/chirp-architecture", "StatefulSet/chirp-monolith",
-        "Service/chirp"},
+        "Service/chirp", "Service/chirp-monolith-db"},
     2: {"Secret/chirp-credentials", "ConfigMap/chirp-architecture", "StatefulSet/chirp-db-primary",
-        "Service/chirp-db-rw", "Deployment/chirp-web", "Service/chirp-web", "Service/chirp"},
+        "Service/chirp-db-rw", "Service/chirp-db-ro", "Deployment/chirp-web", "Service/chirp-web",
+        "Service/chirp"},
 }
 EXPECTED[3] = EXPECTED[2] | {"StatefulSet/chirp-db-replica", "Service/chirp-db-ro",
                              "PodDisruptionBudget/chirp-web",

@@ -12,7 +12,7 @@ def test_absent_after_stage_1(plan, names, stage):
 
 
 def test_one_statefulset_of_one_pod_holding_data(plan, names):
-    [sts] = monolith.build(plan(1), names)
+    sts, _ = monolith.build(plan(1), names)
     assert (sts["kind"], sts["metadata"]["name"]) == ("StatefulSet", "chirp-monolith")
     assert sts["spec"]["replicas"] == 1
     assert sts["metadata"]["labels"][HOLDS_DATA] == "true"
@@ -48,3 +48,10 @@ def test_web_drains_like_the_web_tier(plan, names):
 def test_app_uses_localhost(plan, names, env_of):
     pod = monolith.build(plan(1), names)[0]["spec"]["template"]["spec"]
     assert "@localhost:5432" in env_of(pod["containers"][0])["CHIRP_DATABASE_URL"]
+
+
+def test_its_database_has_a_service_a_data_move_dials(plan, names):
+    sts, svc = monolith.build(plan(1), names)
+    assert (svc["kind"], svc["metadata"]["name"]) == ("Service", "chirp-monolith-db")
+    assert svc["spec"]["ports"][0]["port"] == svc["spec"]["ports"][0]["targetPort"] == 5432
+    assert svc["spec"]["selector"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()

@@ -1,11 +1,12 @@
-"""Transitions: in place within a data layout, refused (needs a migration) across layouts."""
+"""The walk: in place within a data layout, a data move across layouts, one stage at a time, each
+step from a Ready stage; refused where nothing can be built on."""
 
 import pytest
 
 from scalestage import specs, stages, transitions
 from scalestage.names import Names
 from scalestage.specs import secrets
-from scalestage.transitions import CREATE, IN_PLACE, REFUSED, Layout
+from scalestage.transitions import CREATE, IN_PLACE, MOVE, REFUSED, Layout
 
 
 def observed_at(stage, **overrides):
@@ -13,6 +14,10 @@ def observed_at(stage, **overrides):
     plan = stages.resolve({"stage": stage, **overrides})
     return [m for m in specs.build_all(plan, Names("chirp"), secrets.credentials(None))
             if m["kind"] in ("StatefulSet", "Deployment")]
+
+
+def layout_at(stage, **overrides):
+    return transitions.observed_layout(observed_at(stage, **overrides))
 
 
 @pytest.mark.parametrize(
@@ -24,52 +29,67 @@ def test_moves_data(current, desired, moves):
     assert transitions.moves_data(current, desired) is moves
 
 
+@pytest.mark.parametrize("reached, target, ahead", [
+    (1, 5, [2, 3, 4, 5]), (5, 1, [4, 3, 2, 1]), (3, 3, []), (2, 4, [3, 4]), (4, 2, [3, 2])])
+def test_path_walks_one_stage_at_a_time(reached, target, ahead):
+    assert transitions.path(reached, target) == ahead
+
+
 @pytest.mark.parametrize("stage, layout", [
     (1, Layout("monolith")), (2, Layout("single-primary")), (4, Layout("single-primary")),
     (5, Layout("sharded", 2))])
 def test_observed_layout_from_data_holders(stage, layout):
-    assert transitions.observed_layout(observed_at(stage)) == layout
+    assert layout_at(stage) == layout
 
 
-def test_nothing_observed_means_create(plan):
+def test_nothing_observed_means_create_the_target_at_once(plan):
     assert transitions.observed_layout([]) is None
-    assert transitions.decide(None, plan(4)).action == CREATE
+    step = transitions.next_step(None, plan(5), None, False)
+    assert (step.action, step.stage) == (CREATE, 5)
 
 
-@pytest.mark.parametrize("path", [(2, 3), (3, 4), (4, 3), (3, 2), (2, 4), (4, 2)])
-def test_in_place_within_one_primary(plan, path):
-    current, desired = path
-    layout = transitions.observed_layout(observed_at(current))
-    decision = transitions.decide(layout, plan(desired), current)
-    assert decision.action == IN_PLACE
+@pytest.mark.parametrize("reached, target, expected", [
+    (2, 3, (IN_PLACE, 3, None)), (3, 2, (IN_PLACE, 2, None)), (2, 4, (IN_PLACE, 3, None)),
+    (4, 2, (IN_PLACE, 3, None)), (1, 2, (MOVE, 2, 1)), (1, 5, (MOVE, 2, 1)),
+    (2, 1, (MOVE, 1, 2)), (4, 5, (MOVE, 5, 4)), (5, 4, (MOVE, 4, 5)), (5, 1, (MOVE, 4, 5)),
+    (3, 5, (IN_PLACE, 4, None))])
+def test_the_next_step_from_a_ready_stage(plan, reached, target, expected):
+    step = transitions.next_step(layout_at(reached), plan(target), reached, True)
+    assert (step.action, step.stage, step.source) == expected
 
 
-@pytest.mark.parametrize("path", [(1, 2), (2, 1), (4, 5), (5, 4), (1, 3), (5, 1)])
-def test_refused_across_layouts_with_a_clear_message(plan, path):
-    current, desired = path
-    layout = transitions.observed_layout(observed_at(current))
-    decision = transitions.decide(layout, plan(desired), current)
-    assert decision.action == REFUSED and decision.reason == "MigrationRequired"
-    assert f"from stage {current}" in decision.message and f"to stage {desired}" in decision.message
-    assert "nothing was changed" in decision.message
+def test_a_stage_not_ready_yet_is_finished_before_the_next_step(plan):
+    step = transitions.next_step(layout_at(2), plan(5), 3, False)
+    assert (step.action, step.stage) == (IN_PLACE, 3)
+    assert "ready" in step.message
 
 
-def test_changing_the_shard_count_moves_data(plan):
-    layout = transitions.observed_layout(observed_at(5, database={"shards": 2}))
-    assert transitions.decide(layout, plan(5, database={"shards": 3}), 5).action == REFUSED
-    assert transitions.decide(layout, plan(5, database={"shards": 2}), 5).action == IN_PLACE
+def test_scaling_and_idle_are_in_place(plan):
+    step = transitions.next_step(layout_at(3), plan(3, web={"replicas": 9}), 3, False)
+    assert (step.action, step.stage) == (IN_PLACE, 3)
 
 
-def test_scaling_in_place(plan):
-    layout = transitions.observed_layout(observed_at(3))
-    assert transitions.decide(layout, plan(3, web={"replicas": 9}), 3).action == IN_PLACE
+def test_a_lost_status_is_inferred_from_the_data(plan):
+    step = transitions.next_step(layout_at(4), plan(4), None, False)
+    assert (step.action, step.stage) == (IN_PLACE, 4)
+    # one primary runs, the target is 5: stage 4 is the nearest it can be, applied first
+    step = transitions.next_step(layout_at(2), plan(5), None, False)
+    assert (step.action, step.stage, step.source) == (IN_PLACE, 4, None)
 
 
-def test_half_moved_data_is_never_built_on(plan):
-    mixed = observed_at(1) + observed_at(2)
-    layout = transitions.observed_layout(mixed)
-    assert layout == Layout("mixed")
-    assert transitions.decide(layout, plan(2), None).action == REFUSED
+def test_changing_the_shard_count_is_refused_with_a_clear_message(plan):
+    layout = layout_at(5, database={"shards": 2})
+    step = transitions.next_step(layout, plan(5, database={"shards": 3}), 5, True)
+    assert step.action == REFUSED and "nothing was changed" in step.message
+    assert "database.shards" in step.message
+    same = transitions.next_step(layout, plan(5, database={"shards": 2}), 5, True)
+    assert same.action == IN_PLACE
+
+
+def test_half_moved_data_without_a_record_is_never_built_on(plan):
+    mixed = transitions.observed_layout(observed_at(1) + observed_at(2))
+    assert mixed == transitions.MIXED
+    assert transitions.next_step(mixed, plan(2), None, True).action == REFUSED
 
 
 def test_replica_sets_alone_do_not_count_as_data():

@@ -1,0 +1,70 @@
+"""The Jobs of a data move: `chirp move run` (copy, then cutover) and `chirp move complete`.
+
+Deterministic names (`<instance>-move-<from>-<to>-<action>`), so a restarted operator finds the
+Job it made; every `chirp move` step is idempotent, so a new pod after a killed one simply runs the
+step again. Exit code 2 means the app refused the move (e.g. a database not reachable as given,
+docs/moves.md): retrying cannot help, so the pod failure policy fails the Job at once for a person
+to read; any other failure (a pod killed, a cutover that could not finish within its bound) gets a
+new pod.
+"""
+
+from __future__ import annotations
+
+from ..names import Names
+from ..stages import MONOLITH, Plan, db_clusters
+from . import app, monolith, postgres
+from .common import Manifest, metadata, pod_security, restricted
+
+COMPONENT = "move"
+REFUSED_EXIT_CODE = 2
+RETRIES = 20  # pods killed or cutovers past their bound; each rerun picks up where it was
+MOVE_LABEL = "scalestage.dev/move"  # from-to, e.g. 1-2: the Jobs of one move
+
+
+def database_urls(plan: Plan, names: Names) -> list[str]:
+    """The primaries' Service URLs of a plan, shard 0 first: what the app uses after a cutover
+    (they end up in the retired databases' routing record)."""
+    if plan.data_layout == MONOLITH:
+        return [postgres.url(monolith.database_service(names))]
+    return [postgres.url(names.rw(cluster)) for cluster in db_clusters(plan)]
+
+
+def job_name(names: Names, source: Plan, target: Plan, action: str) -> str:
+    return names.of(f"{COMPONENT}-{source.number}-{target.number}-{action}")
+
+
+def move_job(names: Names, source: Plan, target: Plan, action: str) -> Manifest:
+    """The Job running `chirp move <action>` from the source plan's databases to the target's."""
+    move = f"{source.number}-{target.number}"
+    args = ["move", action,
+            "--from", ",".join(database_urls(source, names)),
+            "--to", ",".join(database_urls(target, names))]
+    container = restricted(app.container(target, names, "move"))
+    container["args"] = args
+    container.pop("env", None)
+    container["env"] = [e for e in app.chirp_env(target, names) if e["name"] == "PGPASSWORD"]
+    labels = names.labels(COMPONENT, **{MOVE_LABEL: move})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(names, job_name(names, source, target, action), COMPONENT,
+                             **{MOVE_LABEL: move}),
+        "spec": {
+            "backoffLimit": RETRIES,
+            "podFailurePolicy": {"rules": [
+                {"action": "FailJob",
+                 "onExitCodes": {"containerName": "move", "operator": "In",
+                                 "values": [REFUSED_EXIT_CODE]}},
+                # a pod deleted or evicted (e.g. its node drained) is not the step's failure
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": pod_security(app.APP_UID),
+                    "containers": [container],
+                },
+            },
+        },
+    }
