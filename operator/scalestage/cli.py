@@ -22,7 +22,7 @@ from .names import GROUP, PLURAL, VERSION
 from .stages import STAGES
 
 PHASE_STYLE = {"Ready": "green", "Progressing": "yellow", "Pending": "yellow",
-               "Migrating": "cyan", "Degraded": "red"}
+               "Migrating": "cyan", "Degraded": "red", "Failed": "red"}
 
 
 def status_table(obj: Mapping) -> Table:
@@ -46,12 +46,48 @@ def status_table(obj: Mapping) -> Table:
         spof = c["name"] in spofs or "monolith" in spofs
         note = "[bold red]single point of failure[/]" if spof else ""
         table.add_row(c["name"], c.get("kind", ""), f"[{style}]{ready}[/]", note)
-    for cond in status.get("conditions") or []:
-        if cond.get("reason") == "MigrationRequired":
-            table.caption = f"[red]{cond.get('message', '')}[/]"
-    if spec.get("stage") != stage and not table.caption:
-        table.caption = f"moving to stage {spec.get('stage')}…"
+    table.caption = caption(status, spec)
+    table.caption_justify = "left"
     return table
+
+
+REFUSALS = {"MigrationRequired", "ReshardNotSupported", "LayoutUnknown"}
+
+
+def caption(status: Mapping, spec: Mapping) -> str | None:
+    """Under the table: why nothing moves (refused, failed), the data move with a progress bar,
+    or the walk ahead."""
+    for cond in status.get("conditions") or []:
+        refused = cond.get("type") == "Progressing" and cond.get("reason") in REFUSALS
+        failed = status.get("phase") == "Failed" and cond.get("type") == "Ready"
+        if cond.get("status") == "False" and (refused or failed):
+            return f"[red]{cond.get('message', '')}[/]"
+    lines = []
+    move = status.get("migration") or {}
+    if move:
+        lines.append(f"[cyan]moving data {move.get('from')} → {move.get('to')}: "
+                     f"{move.get('step', '')}[/]")
+        copied, total = move.get("rowsCopied"), move.get("rowsTotal")
+        if isinstance(copied, int) and isinstance(total, int):
+            lag = move.get("lagSeconds")
+            lines.append(f"{progress_bar(copied, total)} {copied}/{total} rows"
+                         + (f" · lag {lag:.1f} s" if isinstance(lag, int | float) else ""))
+        if isinstance(move.get("longestWritePauseSeconds"), int | float):
+            lines.append(f"writes held {move['longestWritePauseSeconds']:.2f} s at the cutover")
+    path = status.get("path") or []
+    if path:
+        lines.append(f"walking to stage {spec.get('stage')}: "
+                     + " → ".join(str(n) for n in [status.get("stage"), *path]))
+    elif spec.get("stage") != status.get("stage", spec.get("stage")):
+        lines.append(f"moving to stage {spec.get('stage')}…")
+    return "\n".join(lines) or None
+
+
+def progress_bar(done: int, total: int, width: int = 30) -> str:
+    """A text bar for the caption: filled in proportion to done/total (full when total is 0)."""
+    share = 1.0 if total <= 0 else min(1.0, max(0.0, done / total))
+    filled = round(share * width)
+    return f"[green]{'█' * filled}[/][dim]{'░' * (width - filled)}[/] {share:4.0%}"
 
 
 def custom_objects():

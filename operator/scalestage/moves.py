@@ -98,6 +98,14 @@ def job_state(job: Mapping | None) -> str:
     return RUNNING
 
 
+def failure_message(job: Mapping | None) -> str:
+    """What the Job controller says of a failed Job (e.g. the exit code a FailJob rule matched)."""
+    for condition in ((job or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Failed" and condition.get("status") == "True":
+            return condition.get("message") or condition.get("reason") or ""
+    return ""
+
+
 def last_json_line(log: str) -> dict[str, Any] | None:
     """The last line of a move Job's log that is a JSON object (`chirp move run` prints one per
     progress tick, and the cut-over figures last); None when there is none yet."""

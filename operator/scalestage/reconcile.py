@@ -7,6 +7,7 @@ operator process owns (its API client, default images, a lock per object) and ru
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -165,8 +166,11 @@ def reconcile(
 
     plan = target if step.stage == target.number else plan_at(spec, step.stage, default_images)
     outcome = Outcome(step.action)
-    observed = converge(cluster, body, specs.build_all(plan, names, credentials(observed, names)),
-                        observed, outcome)
+    desired = specs.build_all(plan, names, credentials(observed, names))
+    if keeps_affinity(plan, desired, observed, body, names):
+        plan = dataclasses.replace(plan, keep_affinity=True)
+        desired = specs.build_all(plan, names, credentials(observed, names))
+    observed = converge(cluster, body, desired, observed, outcome)
     new_status = status.summarize(plan, workloads_by_component(observed, names.instance),
                                   meta.get("generation", 0), previous, now())
     new_status.update(status.walk(plan.number, target.number, new_status, now()))
@@ -176,6 +180,25 @@ def reconcile(
                                     stage_change_message(previous.get("stage"), plan)))
     write_status(cluster, body, previous, new_status, outcome)
     return outcome
+
+
+def keeps_affinity(plan: stages.Plan, desired: list, observed: Mapping, owner: Mapping,
+                   names: Names) -> bool:
+    """Keep the web Service's ClientIP affinity while its pods roll from sessions in the process
+    to sessions in Redis (3 → 4): the affinity is there now, the stage drops it, and the web
+    Deployment is about to roll or still rolling."""
+    service = observed.get(("Service", names.of("web")))
+    deployment = observed.get(("Deployment", names.of("web")))
+    if plan.stage.sticky_sessions or not service or not deployment:
+        return False
+    if (service.get("spec") or {}).get("sessionAffinity") != "ClientIP":
+        return False
+    [wanted] = [m for m in desired if apply.key(m) == ("Deployment", names.of("web"))] or [None]
+    if wanted is None:
+        return False
+    web = stages.Component("web", "Deployment", plan.web_replicas)
+    return (apply.needs_apply(apply.owned(wanted, owner), deployment)
+            or status.rolling_out(web, deployment))
 
 
 def continue_move(cluster: apply.Cluster, body: Mapping, observed: Mapping,
@@ -229,8 +252,9 @@ def continue_move(cluster: apply.Cluster, body: Mapping, observed: Mapping,
         failed = next(name for action, name in job_names.items()
                       if moves.job_state(observed.get(("Job", name))) == moves.JOB_FAILED)
         line = moves.last_json_line(cluster.last_log(meta["namespace"], failed) or "") or {}
-        record["message"] = (f"Job {failed} failed: {line.get('reason') or 'see its log'}; "
-                             f"delete the Job to run the step again")
+        why = (line.get("reason") or moves.failure_message(observed.get(("Job", failed)))
+               or "see its log")
+        record["message"] = f"Job {failed} failed: {why}; delete the Job to run the step again"
     new_status = status.summarize(serving, workloads_by_component(observed, names.instance),
                                   meta.get("generation", 0), previous, now())
     new_status.update(status.moving(source.number, target.number, record,

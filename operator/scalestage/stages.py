@@ -84,6 +84,14 @@ class Plan:
     images: Mapping[str, str]
     resources: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
     front_door_node_port: int | None = None  # also serve the front door on this node port
+    # ClientIP affinity kept while web pods that hold sessions in their process still run (the
+    # rollout of 3 → 4): each client then loses its session once, when its pod goes, instead of
+    # at every request that lands on a pod of the other kind. Decided by reconcile.py.
+    keep_affinity: bool = False
+
+    @property
+    def sticky_sessions(self) -> bool:
+        return self.stage.sticky_sessions or self.keep_affinity
 
     @property
     def number(self) -> int:

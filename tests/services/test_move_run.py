@@ -85,3 +85,16 @@ def test_run_killed_in_start_and_in_cutover_is_finished_by_a_rerun(separate_data
     assert chirp_move_run(sources, targets)[-1] == last
     assert_holds_exactly(targets, seeded, traffic.finish())
     assert run_move("complete", sources, targets)["phase"] == "completed"
+
+
+def test_run_retries_a_database_not_answering_yet_and_refuses_an_unsafe_move(separate_databases):
+    """Exit 1 (a new Job pod tries again) while a database does not answer: the operator starts
+    the Job as soon as the new database's pod is ready, a moment before its Service routes to it.
+    Exit 2 (a person must look) for a request that is unsafe, e.g. one database on both sides."""
+    sources = separate_databases(1)
+    nowhere = ["postgresql://chirp@127.0.0.1:9/chirp"]  # the discard port: nothing listens
+    [line] = chirp_move_run(sources, nowhere, expect=1)
+    assert line["event"] == "failed" and line["exit_code"] == 1
+    assert "cannot reach" in line["reason"]
+    [line] = chirp_move_run(sources, sources, expect=2)
+    assert line["event"] == "failed" and line["exit_code"] == 2

@@ -10,7 +10,7 @@ import hashlib
 
 from ..names import Names
 from ..stages import Plan
-from . import web
+from . import app, web
 from .common import Manifest, container, metadata, render, service, workload
 
 COMPONENT = "edge"
@@ -45,6 +45,9 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
             "httpGet": {"path": "/edge-healthz", "port": PORT, "scheme": "HTTP"},
             "periodSeconds": 5,
         },
+        # like the web pods: out of the Service's endpoints first, then nginx's graceful stop
+        # (SIGQUIT, the image's STOPSIGNAL), so a pruned or rolled edge drops no request
+        lifecycle={"preStop": {"sleep": {"seconds": app.DRAIN_SECONDS}}},
         mounts={"config": CONFIG_DIR, "tmp": "/tmp"},
         read_only=("config",),
     )

@@ -26,5 +26,5 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
     component, port = target(plan)
     return [
         service(names, names.front_door, "front-door", names.selector(component), 80, port,
-                sticky=plan.stage.sticky_sessions, node_port=plan.front_door_node_port)
+                sticky=plan.sticky_sessions, node_port=plan.front_door_node_port)
     ]

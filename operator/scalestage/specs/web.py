@@ -38,5 +38,5 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
     return [
         deployment,
         service(names, names.of(COMPONENT), COMPONENT, names.selector(COMPONENT), PORT, app.PORT,
-                sticky=plan.stage.sticky_sessions),
+                sticky=plan.sticky_sessions),
     ]

@@ -34,5 +34,28 @@ def test_shows_a_refused_move():
     assert "moves data" in render(obj)
 
 
+def test_a_data_move_shows_a_progress_bar_and_the_walk_ahead():
+    obj = scalestage(stage=1, phase="Migrating", path=[2, 3], migration={
+        "from": 1, "to": 2, "step": "copying", "rowsCopied": 300, "rowsTotal": 1200,
+        "lagSeconds": 0.4})
+    obj["spec"]["stage"] = 3
+    text = render(obj)
+    assert "moving data 1 → 2: copying" in text
+    assert "█" * 8 in text and "25%" in text and "300/1200 rows" in text and "lag 0.4 s" in text
+    assert "walking to stage 3: 1 → 2 → 3" in text
+
+
+def test_a_failed_move_says_why():
+    obj = scalestage(stage=1, phase="Failed", conditions=[
+        {"type": "Ready", "status": "False", "reason": "MoveFailed",
+         "message": "Job chirp-move-1-2-run failed: refused"}])
+    assert "Job chirp-move-1-2-run failed: refused" in " ".join(render(obj).split())
+
+
+def test_progress_bar_bounds():
+    assert "100%" in cli.progress_bar(0, 0) and "0%" in cli.progress_bar(0, 10)
+    assert cli.progress_bar(20, 10).count("█") == 30
+
+
 def test_new_object_without_status():
     assert "stage 2 (separate-db)" in render({"metadata": {"name": "chirp"}, "spec": {"stage": 2}})

@@ -73,3 +73,10 @@ def test_summary_for_the_progress_column():
     assert moves.summary(record) == "1→2 copying 5/9 rows"
     record = {"from": 4, "to": 5, "step": "switching", "longestWritePauseSeconds": 0.31}
     assert moves.summary(record) == "4→5 switching, writes held 0.31 s"
+
+
+def test_failure_message_from_the_job_controller():
+    job = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason":
+                                      "PodFailurePolicy", "message": "exit code 2 matched"}]}}
+    assert moves.failure_message(job) == "exit code 2 matched"
+    assert moves.failure_message(None) == ""

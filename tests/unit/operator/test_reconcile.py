@@ -210,3 +210,18 @@ def test_default_images_come_from_the_environment():
     environ = {"SCALESTAGE_IMAGE_APP": "example/chirp:1", "SCALESTAGE_IMAGE_REDIS": "",
                "UNRELATED": "x"}
     assert reconcile.default_images_from(environ) == {"app": "example/chirp:1"}
+
+
+def affinity(cluster, service):
+    return cluster.objects[("Service", service)]["spec"]["sessionAffinity"]
+
+
+def test_3_to_4_keeps_client_affinity_until_the_web_pods_have_rolled():
+    cluster = MemoryCluster()
+    run(cluster, 3)
+    cluster.settle()
+    run(cluster, 4, cluster.status)  # the web pods roll to Redis sessions: stay pinned meanwhile
+    assert affinity(cluster, "chirp-web") == affinity(cluster, "chirp") == "ClientIP"
+    cluster.settle()
+    run(cluster, 4, cluster.status)  # rolled: stage 4 drops the affinity (no pod restarts)
+    assert affinity(cluster, "chirp-web") == affinity(cluster, "chirp") == "None"

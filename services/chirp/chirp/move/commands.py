@@ -30,6 +30,8 @@ def _run_to_cut_over(args) -> int:
 
     try:
         move = online.open_move(_urls(args.source), _urls(args.target))
+    except online.DatabaseUnreachable as error:  # not yet routable: a new pod tries again
+        return failed(1, str(error))
     except online.MoveRefused as error:
         return failed(2, f"refused: {error}")
     except psycopg.Error as error:  # e.g. a migration cut short: a new pod reruns it

@@ -31,6 +31,12 @@ class MoveRefused(Exception):
     """The request is unsafe or does not fit the move's phase; nothing was changed."""
 
 
+class DatabaseUnreachable(MoveRefused):
+    """A database did not answer. `start` alone refuses (exit 2); `run`, which the operator's Job
+    runs right after the databases turn ready, retries it (exit 1: a new pod), because a Service
+    may route to a new pod a moment after that pod is ready."""
+
+
 class CutoverAborted(Exception):
     """The cutover could not finish within its bound; the sources stayed live, nothing changed."""
 
@@ -53,7 +59,7 @@ def _connect(url: str) -> psycopg.Connection:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10,
                                options="-c TimeZone=UTC", application_name="chirp-move")
     except psycopg.OperationalError as error:
-        raise MoveRefused(f"cannot reach {redact(url)}: {str(error).strip()}") from None
+        raise DatabaseUnreachable(f"cannot reach {redact(url)}: {str(error).strip()}") from None
     conn.execute("SET default_transaction_read_only = off")
     return conn
 
