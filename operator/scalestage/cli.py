@@ -51,7 +51,7 @@ def status_table(obj: Mapping) -> Table:
     return table
 
 
-REFUSALS = {"MigrationRequired", "ReshardNotSupported", "LayoutUnknown"}
+REFUSALS = {"LayoutUnknown"}  # transitions.REFUSED reasons
 
 
 def caption(status: Mapping, spec: Mapping) -> str | None:

@@ -112,13 +112,16 @@ def workloads_by_component(observed: Mapping, instance: str) -> dict[str, Mappin
 
 
 def plan_at(spec: Mapping, stage: int, default_images: Mapping[str, str] | None,
-            shards: int | None = None) -> stages.Plan:
+            shards: int | None = None, shard_set: str = "") -> stages.Plan:
     """The plan of one stage of the walk: the spec's overrides over that stage's defaults (those
-    the stage does not use are ignored), with the shard count that runs (or will) when given."""
+    the stage does not use are ignored), with the shard count and name set that run (or will)."""
     at = {**spec, "stage": stage}
     if shards:
         at["database"] = {**(spec.get("database") or {}), "shards": shards}
-    return stages.resolve(at, default_images)
+    plan = stages.resolve(at, default_images)
+    if plan.data_layout == stages.SHARDED:
+        plan = dataclasses.replace(plan, shard_set=shard_set)
+    return plan
 
 
 def reconcile(
@@ -130,17 +133,18 @@ def reconcile(
     names = Names(meta["name"])
     previous = dict(body.get("status") or {})
     spec = body["spec"]
-    target = stages.resolve(spec, default_images)
     observed = apply.observe(cluster, meta["namespace"], names.children_selector, meta["uid"])
     if previous.get("migration"):
         return continue_move(cluster, body, observed, default_images)
 
     layout = transitions.observed_layout(
         obj for (kind, _), obj in observed.items() if kind == "StatefulSet")
+    shard_set = layout.shard_set if layout else ""  # the names the running shards have
+    target = plan_at(spec, spec["stage"], default_images, shard_set=shard_set)
     reached = previous.get("stage") if previous.get("stage") in stages.STAGES else None
     reached_ready = False
     if reached is not None and layout is not None and layout != transitions.MIXED:
-        reached_plan = plan_at(spec, reached, default_images, layout.shards or None)
+        reached_plan = plan_at(spec, reached, default_images, layout.shards or None, shard_set)
         reached_ready = stage_ready(reached_plan, observed, names)
     # A new spec starts a new walk, whose first step needs no Ready stage behind it (a user may
     # be moving away from a broken one); every later step does.
@@ -149,11 +153,15 @@ def reconcile(
     if step.action == transitions.REFUSED:
         return refuse(cluster, body, previous, step)
     if step.action == transitions.MOVE:
-        source = plan_at(spec, step.source, default_images, layout.shards or None)
-        destination = plan_at(spec, step.stage, default_images)
+        source = plan_at(spec, step.source, default_images, layout.shards or None, shard_set)
+        # shards to shards: the new ones in the other name set, beside the old ones
+        resharding = source.data_layout == stages.SHARDED
+        destination = plan_at(spec, step.stage, default_images, shard_set=(
+            stages.other_shard_set(shard_set) if resharding else ""))
         record = {
             "from": source.number, "to": destination.number,
             "fromShards": source.shards, "toShards": destination.shards,
+            "fromShardSet": source.shard_set, "toShardSet": destination.shard_set,
             "step": moves.PROVISIONING, "startedAt": now(),
         }
         # The decision is recorded before anything is done: from here the move is finished
@@ -164,7 +172,8 @@ def reconcile(
         previous["walkGeneration"] = walk_generation
         return continue_move(cluster, {**body, "status": previous}, observed, default_images)
 
-    plan = target if step.stage == target.number else plan_at(spec, step.stage, default_images)
+    plan = target if step.stage == target.number else plan_at(spec, step.stage, default_images,
+                                                              shard_set=shard_set)
     outcome = Outcome(step.action)
     desired = specs.build_all(plan, names, credentials(observed, names))
     if keeps_affinity(plan, desired, observed, body, names):
@@ -209,8 +218,10 @@ def continue_move(cluster: apply.Cluster, body: Mapping, observed: Mapping,
     previous = dict(body["status"])
     record = dict(previous["migration"])
     spec = body["spec"]
-    source = plan_at(spec, record["from"], default_images, record.get("fromShards") or None)
-    target = plan_at(spec, record["to"], default_images, record.get("toShards") or None)
+    source = plan_at(spec, record["from"], default_images, record.get("fromShards") or None,
+                     record.get("fromShardSet", ""))
+    target = plan_at(spec, record["to"], default_images, record.get("toShards") or None,
+                     record.get("toShardSet", ""))
     job_names = {action: jobs.job_name(names, source, target, action)
                  for action in (moves.COPY, moves.COMPLETE)}
     source_data = specs.data_objects(source, names)

@@ -28,7 +28,7 @@ class Stage:
     edge: bool
     session_backend: str  # `process` or `redis` (docs/contracts.md)
     sticky_sessions: bool  # ClientIP affinity while sessions live in the web process
-    spofs: tuple[str, ...]  # single points of failure the status lists ({i}: one per shard)
+    spofs: tuple[str, ...]  # single points of failure the status lists ({shard}: one per shard)
 
 
 STAGES: dict[int, Stage] = {
@@ -46,7 +46,7 @@ STAGES: dict[int, Stage] = {
         # Stage 5: no single component stops public reads; each shard's primary still takes its
         # users' writes, and Redis holds every session and the workers' task queue.
         Stage(5, "sharded", SHARDED, 3, 1, 2, True, 2, True, "redis", False,
-              ("db-shard-{i}-primary", "redis")),
+              ("{shard}-primary", "redis")),
     )
 }
 
@@ -88,6 +88,9 @@ class Plan:
     # rollout of 3 → 4): each client then loses its session once, when its pod goes, instead of
     # at every request that lands on a pod of the other kind. Decided by reconcile.py.
     keep_affinity: bool = False
+    # Which of two name sets the shards use (docs/design.md): "" is `db-shard-N`, "b" is
+    # `db-b-shard-N`. A shard count change moves the data into the other set, beside the old one.
+    shard_set: str = ""
 
     @property
     def sticky_sessions(self) -> bool:
@@ -109,8 +112,8 @@ class Plan:
     def spofs(self) -> list[str]:
         out: list[str] = []
         for spof in self.stage.spofs:
-            if "{i}" in spof:
-                out.extend(spof.format(i=i) for i in range(self.shards))
+            if "{shard}" in spof:
+                out.extend(spof.format(shard=cluster) for cluster in db_clusters(self))
             else:
                 out.append(spof)
         return out
@@ -183,10 +186,22 @@ def components(plan: Plan) -> list[Component]:
     return out
 
 
+SHARD_SETS = ("", "b")
+
+
+def shard_cluster(index: int, shard_set: str = "") -> str:
+    """`db-shard-0`, or `db-b-shard-0` in the other name set."""
+    return f"db-{shard_set}-shard-{index}" if shard_set else f"db-shard-{index}"
+
+
+def other_shard_set(shard_set: str) -> str:
+    return SHARD_SETS[1 - SHARD_SETS.index(shard_set)]
+
+
 def db_clusters(plan: Plan) -> list[str]:
     """Postgres clusters (one primary + its replicas each): `db`, or `db-shard-0` … at stage 5."""
     if plan.data_layout == SINGLE_PRIMARY:
         return ["db"]
     if plan.data_layout == SHARDED:
-        return [f"db-shard-{i}" for i in range(plan.shards)]
+        return [shard_cluster(i, plan.shard_set) for i in range(plan.shards)]
     return []

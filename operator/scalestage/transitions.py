@@ -3,7 +3,8 @@
 Decided from where the data lives and from the stage reached, never from "what changed": the
 observed data-holding StatefulSets give the current layout, `status.stage` the stage reached (the
 one whose plan is applied), `spec.stage` the target. A step inside one layout (2↔3↔4, scaling) is
-applied in place; a step across layouts (1↔2, 4↔5) is a data move (moves.py runs it). A jump
+applied in place; a step across layouts (1↔2, 4↔5, a new shard count) is a data move (moves.py
+runs it). A jump
 (1 → 5) walks every stage in between, each reaching Ready before the next starts.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .names import CLUSTER, COMPONENT, HOLDS_DATA
-from .stages import MONOLITH, SHARDED, SINGLE_PRIMARY, STAGES, Plan
+from .stages import MONOLITH, SHARD_SETS, SHARDED, SINGLE_PRIMARY, STAGES, Plan, shard_cluster
 
 CREATE, IN_PLACE, MOVE, REFUSED = "create", "in-place", "move", "refused"
 
@@ -24,6 +25,11 @@ class Layout:
 
     kind: str
     shards: int = 0
+    shard_set: str = ""  # stages.SHARD_SETS: which names the shards have
+
+    def same_data_layout(self, other: Layout) -> bool:
+        """Same kind and shard count (the name set is not the user's business)."""
+        return (self.kind, self.shards) == (other.kind, other.shards)
 
     def describe(self) -> str:
         if self.kind == SHARDED:
@@ -48,7 +54,7 @@ class Step:
 
 
 def desired_layout(plan: Plan) -> Layout:
-    return Layout(plan.data_layout, plan.shards)
+    return Layout(plan.data_layout, plan.shards, plan.shard_set)
 
 
 def observed_layout(workloads: Iterable[Mapping]) -> Layout | None:
@@ -69,8 +75,10 @@ def observed_layout(workloads: Iterable[Mapping]) -> Layout | None:
         return Layout(MONOLITH)
     if clusters == {"db"}:
         return Layout(SINGLE_PRIMARY)
-    if clusters and all(c.startswith("db-shard-") for c in clusters):
-        return Layout(SHARDED, len(clusters))
+    for shard_set in SHARD_SETS:
+        prefix = shard_cluster(0, shard_set).removesuffix("0")
+        if clusters and all(c.startswith(prefix) for c in clusters):
+            return Layout(SHARDED, len(clusters), shard_set)
     return MIXED if clusters else None
 
 
@@ -113,13 +121,11 @@ def next_step(layout: Layout | None, plan: Plan, reached: int | None, reached_re
     if reached not in STAGES or STAGES[reached].data_layout != layout.kind:
         reached = infer_reached(layout, target)
     if reached == target:
-        if layout == desired_layout(plan):
+        if layout.same_data_layout(desired_layout(plan)):
             return Step(IN_PLACE, target, reason="InPlace",
                         message=f"{describe(target)} applied in place")
-        return Step(REFUSED, target, reason="ReshardNotSupported", message=(
-            f"changing database.shards from {layout.shards} to {plan.shards} moves data between "
-            "shards, which the operator does not do yet; nothing was changed. Set database.shards "
-            f"back to {layout.shards} to keep managing it."))
+        return Step(MOVE, target, source=reached, reason="Resharding", message=(
+            f"moving data from {layout.shards} to {plan.shards} shards"))
     if not reached_ready:
         # finish the step in progress (its rollout) before heading anywhere else
         return Step(IN_PLACE, reached, reason="Walking",

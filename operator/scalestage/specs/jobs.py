@@ -1,24 +1,24 @@
 """The Jobs of a data move: `chirp move run` (copy, then cutover) and `chirp move complete`.
 
-Deterministic names (`<instance>-move-<from>-<to>-<action>`), so a restarted operator finds the
-Job it made; every `chirp move` step is idempotent, so a new pod after a killed one simply runs the
-step again. Exit code 2 means the app refused the move (e.g. a database not reachable as given,
-docs/moves.md): retrying cannot help, so the pod failure policy fails the Job at once for a person
-to read; any other failure (a pod killed, a cutover that could not finish within its bound) gets a
-new pod.
+Deterministic names (`<instance>-move-<from>-<to>-<action>`, e.g. chirp-move-4-5x2-run), so a
+restarted operator finds the Job it made; every `chirp move` step is idempotent, so a new pod
+after a killed one simply runs the step again. Exit code 2 means the app refused the move (e.g.
+one database on both sides, docs/moves.md): retrying cannot help, so the pod failure policy fails
+the Job at once for a person to read; any other failure (a pod killed, a database not routable
+yet, a cutover that could not finish within its bound) gets a new pod.
 """
 
 from __future__ import annotations
 
 from ..names import Names
-from ..stages import MONOLITH, Plan, db_clusters
+from ..stages import MONOLITH, SHARDED, Plan, db_clusters
 from . import app, monolith, postgres
 from .common import Manifest, metadata, pod_security, restricted
 
 COMPONENT = "move"
 REFUSED_EXIT_CODE = 2
 RETRIES = 20  # pods killed or cutovers past their bound; each rerun picks up where it was
-MOVE_LABEL = "scalestage.dev/move"  # from-to, e.g. 1-2: the Jobs of one move
+MOVE_LABEL = "scalestage.dev/move"  # from-to, e.g. 1-2 or 5x2-5x3b: the Jobs of one move
 
 
 def database_urls(plan: Plan, names: Names) -> list[str]:
@@ -29,13 +29,25 @@ def database_urls(plan: Plan, names: Names) -> list[str]:
     return [postgres.url(names.rw(cluster)) for cluster in db_clusters(plan)]
 
 
+def layout_id(plan: Plan) -> str:
+    """A plan's data layout in a Job name: the stage, and at stage 5 the shard count and name
+    set (5x2, 5x3b), so two reshards in a row never share a Job."""
+    if plan.data_layout == SHARDED:
+        return f"{plan.number}x{plan.shards}{plan.shard_set}"
+    return str(plan.number)
+
+
+def move_id(source: Plan, target: Plan) -> str:
+    return f"{layout_id(source)}-{layout_id(target)}"
+
+
 def job_name(names: Names, source: Plan, target: Plan, action: str) -> str:
-    return names.of(f"{COMPONENT}-{source.number}-{target.number}-{action}")
+    return names.of(f"{COMPONENT}-{move_id(source, target)}-{action}")
 
 
 def move_job(names: Names, source: Plan, target: Plan, action: str) -> Manifest:
     """The Job running `chirp move <action>` from the source plan's databases to the target's."""
-    move = f"{source.number}-{target.number}"
+    move = move_id(source, target)
     args = ["move", action,
             "--from", ",".join(database_urls(source, names)),
             "--to", ",".join(database_urls(target, names))]

@@ -184,19 +184,49 @@ def test_a_failed_move_job_is_a_phase_a_person_sees():
     assert names_of(cluster, "Deployment") == []  # still the monolith serving
 
 
-def test_a_shard_count_change_is_refused_once_and_changes_nothing():
+def test_a_shard_count_change_moves_the_data_into_the_other_shard_set():
     cluster = MemoryCluster()
     run(cluster, 5)
     cluster.settle()
-    before = copy.deepcopy(cluster.objects)
     body = scalestage(5, cluster.status)
     body["spec"]["database"] = {"shards": 3}
-    cluster.writes = 0
-    refused = reconcile.reconcile(cluster, body)
-    assert refused.action == "refused" and refused.applied == refused.pruned == []
-    [event] = refused.events
-    assert (event.type, event.reason) == ("Warning", "StageChangeRefused")
-    assert cluster.objects == before and cluster.writes == 1  # the condition, nothing else
+
+    def again():
+        cluster.writes = 0
+        return reconcile.reconcile(cluster, {**body, "status": cluster.status})
+
+    again()  # provisioning: three new shards beside the two old ones
+    migration = cluster.status["migration"]
+    assert (migration["fromShards"], migration["toShards"]) == (2, 3)
+    assert (migration["fromShardSet"], migration["toShardSet"]) == ("", "b")
+    primaries = [n for n in names_of(cluster, "StatefulSet") if n.endswith("-primary")]
+    assert primaries == ["chirp-db-b-shard-0-primary", "chirp-db-b-shard-1-primary",
+                         "chirp-db-b-shard-2-primary", "chirp-db-shard-0-primary",
+                         "chirp-db-shard-1-primary"]
+    cluster.settle()
+    again()
+    [job] = names_of(cluster, "Job")
+    assert job == "chirp-move-5x2-5x3b-run"
+    args = cluster.objects[("Job", job)]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[3].count(",") == 1 and args[5].count(",") == 2 and "db-b-shard-2-rw" in args[5]
+    cluster.finish_job(job)
+    again()  # switching: the web pods now get the three new shards' URLs
+    env = cluster.objects[("Deployment", "chirp-web")]["spec"]["template"]["spec"][
+        "containers"][0]["env"]
+    [urls] = [e["value"] for e in env if e["name"] == "CHIRP_SHARD_URLS"]
+    assert urls.count("db-b-shard-") == 3
+    cluster.settle()
+    again()
+    cluster.finish_job("chirp-move-5x2-5x3b-complete")
+    again()  # retiring
+    again()  # done
+    assert cluster.status["stage"] == 5 and "migration" not in cluster.status
+    assert cluster.status["spofs"] == ["db-b-shard-0-primary", "db-b-shard-1-primary",
+                                       "db-b-shard-2-primary", "redis"]
+    assert not [n for n in names_of(cluster, "StatefulSet") if n.startswith("chirp-db-shard-")]
+    cluster.settle()
+    again()  # stays on the b set, in place
+    assert cluster.status["phase"] == "Ready" and names_of(cluster, "Job") == []
 
 
 def test_one_lock_per_object():

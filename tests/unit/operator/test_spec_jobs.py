@@ -1,6 +1,8 @@
 """The data move's Jobs: deterministic names, the app's `chirp move` with Service URLs, a refusal
 fails the Job at once, anything else gets a new pod."""
 
+from dataclasses import replace
+
 import pytest
 
 from scalestage.specs import jobs
@@ -8,8 +10,14 @@ from scalestage.specs import jobs
 
 def test_names_are_deterministic_so_a_restarted_operator_finds_its_job(plan, names):
     job = jobs.move_job(names, plan(4), plan(5), "run")
-    assert job["metadata"]["name"] == "chirp-move-4-5-run"
+    assert job["metadata"]["name"] == "chirp-move-4-5x2-run"  # stage 5 with 2 shards
     assert job == jobs.move_job(names, plan(4), plan(5), "run")
+
+
+def test_two_reshards_in_a_row_never_share_a_job(plan, names):
+    two, three_b = plan(5), replace(plan(5, database={"shards": 3}), shard_set="b")
+    assert jobs.job_name(names, two, three_b, "run") == "chirp-move-5x2-5x3b-run"
+    assert jobs.job_name(names, three_b, plan(5), "run") == "chirp-move-5x3b-5x2-run"
 
 
 @pytest.mark.parametrize(("source", "target", "urls"), [

@@ -77,13 +77,26 @@ def test_a_lost_status_is_inferred_from_the_data(plan):
     assert (step.action, step.stage, step.source) == (IN_PLACE, 4, None)
 
 
-def test_changing_the_shard_count_is_refused_with_a_clear_message(plan):
+def test_changing_the_shard_count_moves_data_between_shard_sets(plan):
     layout = layout_at(5, database={"shards": 2})
+    assert layout == Layout("sharded", 2, "")
     step = transitions.next_step(layout, plan(5, database={"shards": 3}), 5, True)
-    assert step.action == REFUSED and "nothing was changed" in step.message
-    assert "database.shards" in step.message
+    assert (step.action, step.stage, step.source) == (MOVE, 5, 5)
+    assert "from 2 to 3 shards" in step.message
     same = transitions.next_step(layout, plan(5, database={"shards": 2}), 5, True)
     assert same.action == IN_PLACE
+
+
+def test_the_other_shard_set_is_recognised(plan):
+    b_set = observed_at(5)
+    for m in b_set:
+        labels = m["metadata"]["labels"]
+        if labels.get("scalestage.dev/cluster", "").startswith("db-shard-"):
+            labels["scalestage.dev/cluster"] = labels["scalestage.dev/cluster"].replace(
+                "db-shard-", "db-b-shard-")
+    assert transitions.observed_layout(b_set) == Layout("sharded", 2, "b")
+    both = observed_at(5) + b_set
+    assert transitions.observed_layout(both) == transitions.MIXED
 
 
 def test_half_moved_data_without_a_record_is_never_built_on(plan):
