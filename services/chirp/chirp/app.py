@@ -30,7 +30,7 @@ def create_app(config: Config | None = None) -> Flask:
                       MAX_CONTENT_LENGTH=64 * 1024)
     svc = build_services(config)
     app.extensions["chirp"] = svc
-    install_sessions(app, config.session_backend, svc.redis)
+    install_sessions(app, config.session_backend, svc.session_redis)
 
     from chirp.web import api, architecture, ops, pages
 

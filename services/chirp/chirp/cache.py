@@ -23,8 +23,14 @@ PREFIX = "chirp:"
 DOWN_BACKOFF_SECONDS = 1.0
 
 
-def make_redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=1.0)
+CACHE_TIMEOUT_SECONDS = 1.0  # a slow cache is skipped: the database answers instead
+# A session read that fails logs the user out, so sessions wait longer for a busy Redis (measured
+# on the walk: when a 2-core kind node starts stage 5's pods, a 1 s timeout logged users out).
+SESSION_TIMEOUT_SECONDS = 3.0
+
+
+def make_redis(url: str, socket_timeout: float = CACHE_TIMEOUT_SECONDS) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=socket_timeout)
 
 
 class Cache:

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chirp.cache import Cache, make_redis
+from chirp.cache import SESSION_TIMEOUT_SECONDS, Cache, make_redis
 from chirp.config import Config, LiveArchitecture
 from chirp.db.pools import Databases
 from chirp.fanout import FanoutTimelines
@@ -19,7 +19,8 @@ class Services:
     architecture: LiveArchitecture  # the stage and document now (config.stage is the start's)
     shard_map: ShardMap
     dbs: Databases
-    redis: object | None = None
+    redis: object | None = None  # the cache's client (fails fast)
+    session_redis: object | None = None  # the sessions' client (waits longer: see cache.py)
     cache: Cache | None = None
     timelines: FanoutTimelines | None = None
     queue: "TaskQueue | None" = None
@@ -36,8 +37,9 @@ class Services:
 
     def close(self) -> None:
         self.dbs.close()
-        if self.redis is not None:
-            self.redis.close()
+        for client in (self.redis, self.session_redis):
+            if client is not None:
+                client.close()
 
 
 def build_services(config: Config, celery_app=None) -> Services:
@@ -49,6 +51,7 @@ def build_services(config: Config, celery_app=None) -> Services:
                         dbs=Databases(config, shard_map, architecture))
     if config.redis_url:
         services.redis = make_redis(config.redis_url)
+        services.session_redis = make_redis(config.redis_url, SESSION_TIMEOUT_SECONDS)
     if config.cache_enabled:
         services.cache = Cache(services.redis, config.cache_ttl_seconds,
                                config.stampede_wait_seconds)
