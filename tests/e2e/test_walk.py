@@ -137,7 +137,10 @@ def test_the_walk_1_to_5_and_back_under_load(kind_cluster: Cluster, walk_namespa
         else:
             # measured: once per user, twice on 2→1 (the web pod's drain, then the monolith)
             assert row["sessions_lost"] <= 2 * LOAD.users, row
-        if row["moved_data"]:
+        # Every data move reports how long it held writes — except where the Job's pod was
+        # killed: the status says "copying" a moment after the cutover may have begun, and a pod
+        # killed while holding the writes cannot record for how long (its rerun finishes).
+        if row["moved_data"] and row["step"] != ("1", "2"):
             assert row["pause"] is not None, row
 
     # The seeded rows, counted in the monolith the walk ended on: every one still there, once.
