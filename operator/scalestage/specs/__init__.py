@@ -30,3 +30,18 @@ def data_objects(plan: Plan, names: Names) -> list[Manifest]:
     if plan.data_layout == MONOLITH:
         return monolith.build(plan, names)
     return postgres.build(plan, names)
+
+
+def front_objects(plan: Plan, names: Names) -> list[Manifest]:
+    """The front door and what faces users behind it at this plan (monolith, web or edge)."""
+    component, _ = frontdoor.target(plan)
+    builder = {monolith.COMPONENT: monolith, web.COMPONENT: web, edge.COMPONENT: edge}[component]
+    return frontdoor.build(plan, names) + builder.build(plan, names)
+
+
+def front_workload(plan: Plan, names: Names) -> Manifest:
+    """The Deployment or StatefulSet whose pods answer behind the front door."""
+    component, _ = frontdoor.target(plan)
+    return next(m for m in front_objects(plan, names)
+                if m["kind"] in ("Deployment", "StatefulSet")
+                and m["metadata"]["name"] == names.of(component))

@@ -85,6 +85,10 @@ def test_moving_within_a_layout_prunes_what_the_new_stage_does_not_run():
                                  "more")]
 
 
+def front_door_component(cluster):
+    return cluster.objects[("Service", "chirp")]["spec"]["selector"]["app.kubernetes.io/component"]
+
+
 def names_of(cluster, kind):
     return sorted(name for (k, name) in cluster.objects if k == kind)
 
@@ -134,11 +138,12 @@ def test_a_data_move_1_to_2_runs_every_step_and_retires_the_monolith_last():
     assert cluster.status["migration"]["step"] == "switching"
     assert names_of(cluster, "Deployment") == ["chirp-web"]
     assert "chirp-monolith" in names_of(cluster, "StatefulSet")
-    front_door = cluster.objects[("Service", "chirp")]["spec"]["selector"]
-    assert front_door["app.kubernetes.io/component"] == "web"
+    # the front door stays on the monolith until the web pod is ready
+    assert front_door_component(cluster) == "monolith"
 
     cluster.settle()
     run(cluster, 2, cluster.status)  # completing: the undo streams retired
+    assert front_door_component(cluster) == "web"
     assert cluster.status["migration"]["step"] == "completing"
     assert names_of(cluster, "Job") == ["chirp-move-1-2-complete", "chirp-move-1-2-run"]
     assert "chirp-monolith" in names_of(cluster, "StatefulSet")
@@ -255,3 +260,22 @@ def test_3_to_4_keeps_client_affinity_until_the_web_pods_have_rolled():
     cluster.settle()
     run(cluster, 4, cluster.status)  # rolled: stage 4 drops the affinity (no pod restarts)
     assert affinity(cluster, "chirp-web") == affinity(cluster, "chirp") == "None"
+
+
+def test_2_to_1_keeps_the_web_pods_serving_until_the_monolith_is_ready():
+    cluster = MemoryCluster()
+    run(cluster, 2)
+    cluster.settle()
+    run(cluster, 1, cluster.status)
+    cluster.settle()
+    run(cluster, 1, cluster.status)
+    cluster.finish_job("chirp-move-2-1-run")
+    cluster.objects[("StatefulSet", "chirp-monolith")]["status"] = {}  # its pod restarting
+    run(cluster, 1, cluster.status)  # switching, the monolith not ready: web still answers
+    assert cluster.status["migration"]["step"] == "switching"
+    assert front_door_component(cluster) == "web"
+    assert "chirp-web" in names_of(cluster, "Deployment")
+    cluster.settle()
+    run(cluster, 1, cluster.status)
+    assert front_door_component(cluster) == "monolith"
+    assert names_of(cluster, "Deployment") == []
