@@ -20,7 +20,7 @@ from kubernetes.dynamic.resource import Resource
 
 from . import apply, moves, specs, stages, status, transitions
 from .names import Names
-from .specs import jobs, secrets
+from .specs import jobs, redis, secrets
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,8 @@ def reconcile(
     if keeps_affinity(plan, desired, observed, body, names):
         plan = dataclasses.replace(plan, keep_affinity=True)
         desired = specs.build_all(plan, names, credentials(observed, names))
+    if keeps_redis(plan, desired, observed, body, names):
+        desired += redis.build(plan_at(spec, REDIS_STAGE, default_images), names)
     observed = converge(cluster, body, desired, observed, outcome)
     new_status = status.summarize(plan, workloads_by_component(observed, names.instance),
                                   meta.get("generation", 0), previous, now())
@@ -191,23 +193,41 @@ def reconcile(
     return outcome
 
 
+def web_rolling(plan: stages.Plan, desired: list, observed: Mapping, owner: Mapping,
+                names: Names) -> bool:
+    """The web Deployment is about to roll (its template changes now) or still rolling."""
+    deployment = observed.get(("Deployment", names.of("web")))
+    wanted = next((m for m in desired if apply.key(m) == ("Deployment", names.of("web"))), None)
+    if deployment is None or wanted is None:
+        return False
+    web = stages.Component("web", "Deployment", plan.web_replicas)
+    return (apply.needs_apply(apply.owned(wanted, owner), deployment)
+            or status.rolling_out(web, deployment))
+
+
 def keeps_affinity(plan: stages.Plan, desired: list, observed: Mapping, owner: Mapping,
                    names: Names) -> bool:
     """Keep the web Service's ClientIP affinity while its pods roll from sessions in the process
     to sessions in Redis (3 → 4): the affinity is there now, the stage drops it, and the web
     Deployment is about to roll or still rolling."""
     service = observed.get(("Service", names.of("web")))
-    deployment = observed.get(("Deployment", names.of("web")))
-    if plan.stage.sticky_sessions or not service or not deployment:
+    if plan.stage.sticky_sessions or not service:
         return False
     if (service.get("spec") or {}).get("sessionAffinity") != "ClientIP":
         return False
-    [wanted] = [m for m in desired if apply.key(m) == ("Deployment", names.of("web"))] or [None]
-    if wanted is None:
+    return web_rolling(plan, desired, observed, owner, names)
+
+
+REDIS_STAGE = 4  # the stage whose plan builds Redis when a step down away from it keeps it a while
+
+
+def keeps_redis(plan: stages.Plan, desired: list, observed: Mapping, owner: Mapping,
+                names: Names) -> bool:
+    """Keep Redis while web pods that keep their sessions (and limiter counts) in it still run
+    (4 → 3): pruning it first would log their users out and refuse logins until they are gone."""
+    if plan.stage.redis or ("Deployment", names.of(redis.COMPONENT)) not in observed:
         return False
-    web = stages.Component("web", "Deployment", plan.web_replicas)
-    return (apply.needs_apply(apply.owned(wanted, owner), deployment)
-            or status.rolling_out(web, deployment))
+    return web_rolling(plan, desired, observed, owner, names)
 
 
 def continue_move(cluster: apply.Cluster, body: Mapping, observed: Mapping,

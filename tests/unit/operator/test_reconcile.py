@@ -77,7 +77,9 @@ def test_moving_within_a_layout_prunes_what_the_new_stage_does_not_run():
     cluster.settle()
     down = run(cluster, 3, cluster.status)
     assert down.action == "in-place"
-    assert sorted(down.pruned) == ["Deployment/chirp-redis", "Service/chirp-redis"]
+    cluster.settle()  # Redis is kept until the web pods have rolled (the test below)
+    assert sorted(run(cluster, 3, cluster.status).pruned) == ["Deployment/chirp-redis",
+                                                              "Service/chirp-redis"]
     # the session store changes (Redis → the web process): the Event says what users see
     assert down.events == [Event("Normal", "StageChanged",
                                  "stage 4 (cached) → stage 3 (load-balanced); sessions now live "
@@ -279,3 +281,15 @@ def test_2_to_1_keeps_the_web_pods_serving_until_the_monolith_is_ready():
     run(cluster, 1, cluster.status)
     assert front_door_component(cluster) == "monolith"
     assert names_of(cluster, "Deployment") == []
+
+
+def test_4_to_3_keeps_redis_until_the_web_pods_no_longer_use_it():
+    cluster = MemoryCluster()
+    run(cluster, 4)
+    cluster.settle()
+    run(cluster, 3, cluster.status)  # the web pods roll back to process sessions
+    assert "chirp-redis" in names_of(cluster, "Deployment")
+    cluster.settle()
+    down = run(cluster, 3, cluster.status)  # rolled: Redis goes
+    assert "chirp-redis" not in names_of(cluster, "Deployment")
+    assert sorted(down.pruned) == ["Deployment/chirp-redis", "Service/chirp-redis"]
