@@ -66,6 +66,11 @@ class Cluster:
         ns = ["-n", namespace] if namespace else []
         self.kubectl("apply", *ns, "-f", "-", input=doc)
 
+    def show(self, namespace: str, resources: str) -> None:
+        """Print the resources and the namespace's events: what a failed wait leaves to read."""
+        for what in ([resources, "-o", "wide"], ["events", "--sort-by=.lastTimestamp"]):
+            print(self.kubectl("get", "-n", namespace, *what))
+
     def exec(self, namespace: str, pod: str, *command: str, timeout: float = 60) -> str:
         return self.kubectl("exec", "-n", namespace, pod, "--", *command, timeout=timeout)
 

@@ -197,9 +197,7 @@ def stage(request, kind_cluster: Cluster, operator: str, say):
             status = wait_until(ready, timeout=READY_TIMEOUT, interval=1,
                                 what=f"stage {number} Ready", tolerate=TRANSIENT)
         except BaseException:
-            for what in (["scalestages,pods,pvc", "-o", "wide"],
-                         ["events", "--sort-by=.lastTimestamp"]):
-                print(kind_cluster.kubectl("get", "-n", namespace, *what))
+            kind_cluster.show(namespace, "scalestages,pods,pvc")
             raise
         elapsed = time.monotonic() - started
         counts = ", ".join(f"{c['name']} {c['ready']}/{c['desired']}" for c in status["components"])

@@ -117,9 +117,7 @@ def walk_step(cluster: Cluster, namespace: str, current: Position, target: Posit
         status = wait_until(done, timeout=timeout, interval=1, what=f"{label(target)} reached",
                             tolerate=TRANSIENT)
     except BaseException:
-        for what in (["scalestages,jobs,pods", "-o", "wide"],
-                     ["events", "--sort-by=.lastTimestamp"]):
-            print(cluster.kubectl("get", "-n", namespace, *what))
+        cluster.show(namespace, "scalestages,jobs,pods")
         raise
     seconds = time.monotonic() - started
     after = last_tick(cluster, namespace)

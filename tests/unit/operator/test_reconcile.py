@@ -175,13 +175,19 @@ def test_a_move_is_finished_even_when_the_spec_turns_back_mid_move():
     assert cluster.status["path"] == [5, 4]
 
 
-def test_a_failed_move_job_is_a_phase_a_person_sees():
+def copying(source, target):
+    """A cluster at `source`, Ready, moving to `target`: its copy Job created."""
     cluster = MemoryCluster()
-    run(cluster, 1)
+    run(cluster, source)
     cluster.settle()
-    run(cluster, 2, cluster.status)
+    run(cluster, target, cluster.status)  # provisioning
     cluster.settle()
-    run(cluster, 2, cluster.status)
+    run(cluster, target, cluster.status)  # copying
+    return cluster
+
+
+def test_a_failed_move_job_is_a_phase_a_person_sees():
+    cluster = copying(1, 2)
     cluster.finish_job("chirp-move-1-2-run", "Failed")
     failed = run(cluster, 2, cluster.status)
     assert cluster.status["phase"] == "Failed"
@@ -265,12 +271,7 @@ def test_3_to_4_keeps_client_affinity_until_the_web_pods_have_rolled():
 
 
 def test_2_to_1_keeps_the_web_pods_serving_until_the_monolith_is_ready():
-    cluster = MemoryCluster()
-    run(cluster, 2)
-    cluster.settle()
-    run(cluster, 1, cluster.status)
-    cluster.settle()
-    run(cluster, 1, cluster.status)
+    cluster = copying(2, 1)
     cluster.finish_job("chirp-move-2-1-run")
     cluster.objects[("StatefulSet", "chirp-monolith")]["status"] = {}  # its pod restarting
     run(cluster, 1, cluster.status)  # switching, the monolith not ready: web still answers
