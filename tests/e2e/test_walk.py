@@ -168,10 +168,60 @@ def check_stage_5(cluster: Cluster, namespace: str, say) -> None:
     assert "HIT" in caches, caches
     assert len(spread & web) >= 2, (spread, web)
 
+    # A post fanned out by a worker to a follower on another shard.
+    fanout = json.loads(cluster.exec(namespace, load_pod_name(cluster, namespace), "python3",
+                                     "-c", FANOUT, f"http://{INSTANCE}", timeout=120))
+    say(f"  stage 5: fan-out {fanout}")
+    assert fanout["follower_shard"] != fanout["author_shard"], fanout
+    assert fanout["delivered"] and fanout["timeline"] == "fanout", fanout
+
 
 PUBLIC_GET = r"""
 import json, sys, urllib.request
 response = urllib.request.urlopen(sys.argv[1], timeout=10)
 print(json.dumps({"status": response.status,
                   "headers": {k.lower(): v for k, v in response.headers.items()}}))
+"""
+
+# Run in the load pod: two users on different shards, one follows the other, the other posts; the
+# follower's timeline is read until the post is there (built by the workers: X-Chirp-Timeline).
+FANOUT = r"""
+import http.cookiejar, json, sys, time, urllib.error, urllib.request
+base, stamp = sys.argv[1], str(int(time.time() * 1000))[-7:]
+
+def client():
+    return urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+def call(who, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        response = who.open(request, timeout=10)
+    except urllib.error.HTTPError as error:
+        response = error
+    return response.status, dict(response.headers), json.loads(response.read() or b"null")
+
+users = {}
+for n in range(40):  # until two users live on different shards
+    who, name = client(), f"fan{stamp}x{n}"
+    status, headers, _ = call(who, "POST", "/api/signup",
+                              {"username": name, "password": "correct-horse-42"})
+    assert status == 201, (status, name)
+    users.setdefault(headers.get("X-Chirp-DB"), (who, name))
+    if len(users) == 2:
+        break
+(follower_shard, (follower, _)), (author_shard, (author, author_name)) = list(users.items())
+assert call(follower, "POST", f"/api/users/{author_name}/follow")[0] in (200, 201)
+status, _, body = call(author, "POST", "/api/posts", {"body": f"fanned out {stamp}"})
+post_id = body["post"]["id"]
+deadline, found, source = time.time() + 60, False, None
+while time.time() < deadline and not (found and source == "fanout"):
+    status, headers, body = call(follower, "GET", "/api/timeline")
+    source = headers.get("X-Chirp-Timeline")
+    found = status == 200 and any(p["id"] == post_id for p in body["posts"])
+    time.sleep(0.5)
+print(json.dumps({"follower_shard": follower_shard, "author_shard": author_shard,
+                  "delivered": found, "timeline": source}))
 """
