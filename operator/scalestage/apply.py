@@ -193,12 +193,10 @@ class Cluster:
         self.logs = logs
         self.writes = 0
 
-    def last_log(self, namespace: str, job: str) -> str | None:
-        return self.logs(namespace, job) if self.logs else None
-
     def last_log_line(self, namespace: str, job: str) -> dict | None:
         """The last JSON line a move Job printed (its progress), None when there is none."""
-        return last_json_line(self.last_log(namespace, job) or "")
+        log = self.logs(namespace, job) if self.logs else None
+        return last_json_line(log or "")
 
     def get_scalestage(self, namespace: str, name: str) -> dict | None:
         try:

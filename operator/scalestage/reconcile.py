@@ -176,11 +176,11 @@ def reconcile(
                                                               shard_set=shard_set)
     outcome = Outcome(step.action)
     desired = specs.build_all(plan, names, credentials(observed, names))
-    if keeps_affinity(plan, desired, observed, body, names):
-        plan = dataclasses.replace(plan, keep_affinity=True)
+    keep = {"keep_affinity": keeps_affinity(plan, desired, observed, body, names),
+            "keep_redis": keeps_redis(plan, desired, observed, body, names)}
+    if any(keep.values()):
+        plan = dataclasses.replace(plan, **keep)
         desired = specs.build_all(plan, names, credentials(observed, names))
-    if keeps_redis(plan, desired, observed, body, names):
-        desired += redis.build(plan_at(spec, REDIS_STAGE, default_images), names)
     observed = converge(cluster, body, desired, observed, outcome)
     new_status = status.summarize(plan, workloads_by_component(observed, names.instance),
                                   meta.get("generation", 0), previous, now())
@@ -216,9 +216,6 @@ def keeps_affinity(plan: stages.Plan, desired: list, observed: Mapping, owner: M
     if (service.get("spec") or {}).get("sessionAffinity") != "ClientIP":
         return False
     return web_rolling(plan, desired, observed, owner, names)
-
-
-REDIS_STAGE = 4  # the stage whose plan builds Redis when a step down away from it keeps it a while
 
 
 def keeps_redis(plan: stages.Plan, desired: list, observed: Mapping, owner: Mapping,
@@ -278,13 +275,14 @@ def continue_move(cluster: apply.Cluster, body: Mapping, observed: Mapping,
                 outcome.pruned.append("/".join(apply.key(manifest)))
 
     record["step"] = current
-    if seen.copy_job != moves.ABSENT:
-        record.update(moves.progress(cluster.last_log_line(meta["namespace"],
-                                                           job_names[moves.COPY])))
+    copy_line = (cluster.last_log_line(meta["namespace"], job_names[moves.COPY])
+                 if seen.copy_job != moves.ABSENT else None)
+    record.update(moves.progress(copy_line))
     if current == moves.FAILED:
         failed = next(name for action, name in job_names.items()
                       if moves.job_state(observed.get(("Job", name))) == moves.JOB_FAILED)
-        line = moves.last_json_line(cluster.last_log(meta["namespace"], failed) or "") or {}
+        line = (copy_line if failed == job_names[moves.COPY]  # its log is read once a pass
+                else cluster.last_log_line(meta["namespace"], failed)) or {}
         why = (line.get("reason") or moves.failure_message(observed.get(("Job", failed)))
                or "see its log")
         record["message"] = f"Job {failed} failed: {why}; delete the Job to run the step again"

@@ -88,9 +88,16 @@ class Plan:
     # rollout of 3 → 4): each client then loses its session once, when its pod goes, instead of
     # at every request that lands on a pod of the other kind. Decided by reconcile.py.
     keep_affinity: bool = False
+    # Redis kept while web pods that keep sessions (and limiter counts) in it still run (4 → 3);
+    # the stage's app wiring does not change with it. Decided by reconcile.py.
+    keep_redis: bool = False
     # Which of two name sets the shards use (docs/design.md): "" is `db-shard-N`, "b" is
     # `db-b-shard-N`. A shard count change moves the data into the other set, beside the old one.
     shard_set: str = ""
+
+    @property
+    def runs_redis(self) -> bool:
+        return self.stage.redis or self.keep_redis
 
     @property
     def sticky_sessions(self) -> bool:

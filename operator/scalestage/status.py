@@ -35,18 +35,22 @@ def rolling_out(component: Component, observed: Mapping | None) -> bool:
     return status.get("currentRevision", "") != status.get("updateRevision", "")
 
 
+def component_ready(component: Component, observed: Mapping | None) -> bool:
+    """All its pods ready and rolled out."""
+    return (component_status(component, observed)["ready"] >= component.replicas
+            and not rolling_out(component, observed))
+
+
 def workload_ready(manifest: Mapping, observed: Mapping | None) -> bool:
     """One workload we asked for is there, rolled out, and all its pods ready."""
     wanted = Component(manifest["metadata"]["name"], manifest["kind"],
                        manifest["spec"].get("replicas", 1))
-    return (component_status(wanted, observed)["ready"] >= wanted.replicas
-            and not rolling_out(wanted, observed))
+    return component_ready(wanted, observed)
 
 
 def plan_ready(plan: Plan, observed: Mapping[str, Mapping]) -> bool:
     """Every component of the plan ready and rolled out (`observed` by component name)."""
-    return all(component_status(c, observed.get(c.name))["ready"] >= c.replicas
-               and not rolling_out(c, observed.get(c.name)) for c in components(plan))
+    return all(component_ready(c, observed.get(c.name)) for c in components(plan))
 
 
 def phase_of(rows: Sequence[Mapping], rolling: bool) -> str:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from ..names import Names
 from ..stages import MONOLITH, SHARDED, Plan, db_clusters
-from . import app, monolith, postgres
-from .common import Manifest, metadata, pod_security, restricted
+from . import app, common, monolith, postgres, secrets
+from .common import Manifest, env_from_secret, metadata, pod_security
 
 COMPONENT = "move"
 REFUSED_EXIT_CODE = 2
@@ -51,10 +51,10 @@ def move_job(names: Names, source: Plan, target: Plan, action: str) -> Manifest:
     args = ["move", action,
             "--from", ",".join(database_urls(source, names)),
             "--to", ",".join(database_urls(target, names))]
-    container = restricted(app.container(target, names, "move"))
-    container["args"] = args
-    container.pop("env", None)
-    container["env"] = [e for e in app.chirp_env(target, names) if e["name"] == "PGPASSWORD"]
+    # `chirp move` takes its databases as arguments: the password is all it needs besides
+    container = common.container(
+        "move", target.images["app"], target.resources["web"], args=args,
+        env=[env_from_secret("PGPASSWORD", names.credentials, secrets.DB_PASSWORD)])
     labels = names.labels(COMPONENT, **{MOVE_LABEL: move})
     return {
         "apiVersion": "batch/v1",

@@ -19,7 +19,7 @@ def url(names: Names, db: int) -> str:
 
 
 def build(plan: Plan, names: Names) -> list[Manifest]:
-    if not plan.stage.redis:
+    if not plan.runs_redis:
         return []
     redis = container(
         "redis", plan.images["redis"], plan.resources["redis"],
