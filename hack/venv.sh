@@ -9,7 +9,6 @@ PYTHON="${PYTHON:-python3}"
   || die "Python 3.11+ is required (found $("$PYTHON" --version 2>&1))"
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 log "venv: installing the projects and test tools into .venv"
-projects=()
-for p in services/chirp operator; do [[ -f "$p/pyproject.toml" ]] && projects+=(-e "$p"); done
+projects=(-e services/chirp -e "operator[bench]")
 .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt "${projects[@]}"
 touch .venv/.installed

@@ -5,6 +5,9 @@
     scalestage status --name blog -n demo
     scalestage load                # a load Job inside the cluster; live figures, then the verdict
     scalestage load --stop         # end a running load (it verifies every acknowledged write)
+    scalestage chaos kill web      # delete a web pod under load; what users saw, and for how long
+    scalestage spof-check          # kill each component in turn: is status.spofs right?
+    scalestage bench               # the same load at stages 1→5: a Markdown table and a chart
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Iterable, Mapping
 
 from rich.console import Console
 from rich.table import Table
 
+from . import loadjob
 from .names import GROUP, PLURAL, VERSION
 from .stages import STAGES
 
@@ -90,11 +93,11 @@ def progress_bar(done: int, total: int, width: int = 30) -> str:
     return f"[green]{'█' * filled}[/][dim]{'░' * (width - filled)}[/] {share:4.0%}"
 
 
-def custom_objects():
+def custom_objects(context: str | None = None):
     from kubernetes import client, config
 
     try:
-        config.load_kube_config()
+        config.load_kube_config(context=context)
     except config.ConfigException:
         config.load_incluster_config()
     return client.CustomObjectsApi()
@@ -117,10 +120,6 @@ def set_stage(api, namespace: str, name: str, stage: int) -> dict:
 
 # --- `scalestage load`: the load generator Job (specs/load.py) and its JSON lines (docs/load.md) --
 LOAD_ROWS = 10  # seconds shown in the live table
-POD_START_TIMEOUT = 300
-JOB_END_TIMEOUT = 60
-POD_STUCK = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
-             "CreateContainerConfigError", "CreateContainerError"}
 
 
 def _ms(value) -> str:
@@ -170,6 +169,7 @@ def summary_table(summary: Mapping) -> Table:
                             f" ({summary.get('unknown_present', 0)} of them stored)")
     table.add_row("longest write ms", _ms(summary.get("longest_write_ms")))
     table.add_row("sessions lost", _count(summary.get("sessions_lost", 0)))
+    table.add_row("fresh sessions refused", _count(summary.get("fresh_sessions_refused", 0)))
     for key in ("lost", "duplicated", "renumbered", "unverified"):
         if key in ("lost", "duplicated") or summary.get(key):
             table.add_row(key, _count(summary.get(key, 0)))
@@ -179,42 +179,7 @@ def summary_table(summary: Mapping) -> Table:
     return table
 
 
-def _job_state(job) -> str:
-    """Running | Complete | Failed."""
-    for condition in (job.status and job.status.conditions) or []:
-        if condition.status == "True" and condition.type in ("Complete", "Failed"):
-            return condition.type
-    return "Running"
 
-
-def _load_pod(core, job):
-    """The pod of this Job (by its uid: not one of a deleted Job of the same name)."""
-    from .specs.load import JOB_UID_LABEL
-
-    pods = core.list_namespaced_pod(job.metadata.namespace,
-                                    label_selector=f"{JOB_UID_LABEL}={job.metadata.uid}").items
-    return max(pods, key=lambda pod: pod.metadata.creation_timestamp) if pods else None
-
-
-def _wait_for_pod(core, job, console: Console) -> str | None:
-    """The name of the Job's pod once its container has started; None if it cannot start."""
-    deadline = time.monotonic() + POD_START_TIMEOUT
-    with console.status(f"waiting for the pod of Job {job.metadata.name}…"):
-        while time.monotonic() < deadline:
-            pod = _load_pod(core, job)
-            if pod is not None:
-                if pod.status.phase in ("Running", "Succeeded", "Failed"):
-                    return pod.metadata.name
-                for container in pod.status.container_statuses or []:
-                    waiting = container.state and container.state.waiting
-                    if waiting and waiting.reason in POD_STUCK:
-                        console.print(f"[red]pod {pod.metadata.name} cannot start:"
-                                      f" {waiting.reason}[/] {waiting.message or ''}")
-                        return None
-            time.sleep(1)
-    console.print(f"[red]no pod of Job {job.metadata.name} started within"
-                  f" {POD_START_TIMEOUT} s[/]")
-    return None
 
 
 def follow_load(lines: Iterable[str], console: Console, title: str) -> dict | None:
@@ -250,48 +215,17 @@ def follow_load(lines: Iterable[str], console: Console, title: str) -> dict | No
     return summary
 
 
-def _pod_log_lines(core, namespace: str, pod: str) -> Iterable[str]:
-    from kubernetes.watch.watch import iter_resp_lines
 
-    from .specs.load import CONTAINER
-
-    response = core.read_namespaced_pod_log(pod, namespace, container=CONTAINER, follow=True,
-                                            _preload_content=False)
-    try:
-        yield from iter_resp_lines(response)
-    finally:
-        response.release_conn()
-
-
-def _wait_for_job_end(batch, namespace: str, job: str) -> str:
-    deadline = time.monotonic() + JOB_END_TIMEOUT
-    while True:
-        state = _job_state(batch.read_namespaced_job(job, namespace))
-        if state != "Running" or time.monotonic() >= deadline:
-            return state
-        time.sleep(1)
-
-
-def _stop_load(namespace: str, pod: str) -> None:
-    """Create the stop file in the load pod (an exec, like `kubectl exec … touch`)."""
-    from kubernetes import client
-    from kubernetes.stream import stream
-
-    from .specs.load import CONTAINER, STOP_FILE
-
-    core = client.CoreV1Api(client.ApiClient())  # stream() swaps the transport of its client
-    stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=CONTAINER,
-           command=["touch", STOP_FILE], stderr=True, stdin=False, stdout=True, tty=False)
 
 
 def _attach(core, batch, job, console: Console) -> int:
     """Follow the Job's pod to its summary; exit 0 only if the load's verdict and the Job agree."""
     name, namespace = job.metadata.name, job.metadata.namespace
-    pod = _wait_for_pod(core, job, console)
+    pod = loadjob.wait_for_pod(core, job, console)
     if pod is None:
         return 1
     try:
-        summary = follow_load(_pod_log_lines(core, namespace, pod), console,
+        summary = follow_load(loadjob.pod_log_lines(core, namespace, pod), console,
                               f"{name} (pod {pod})")
     except KeyboardInterrupt:
         console.print(f"detached; the load goes on. [bold]scalestage load --stop[/] ends it and"
@@ -301,19 +235,9 @@ def _attach(core, batch, job, console: Console) -> int:
         console.print(f"[red]the load pod {pod} ended without a summary[/]")
         return 1
     console.print(summary_table(summary))
-    state = _wait_for_job_end(batch, namespace, name)
+    state = loadjob.wait_for_job_end(batch, namespace, name)
     return 0 if summary.get("ok") and state == "Complete" else 1
 
-
-def _read_job(batch, namespace: str, name: str):
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return batch.read_namespaced_job(name, namespace)
-    except ApiException as error:
-        if error.status != 404:
-            raise
-        return None
 
 
 def load_command(args, api, console: Console) -> int:
@@ -324,16 +248,16 @@ def load_command(args, api, console: Console) -> int:
 
     core, batch = client.CoreV1Api(), client.BatchV1Api()
     name = load.job_name(args.name)
-    existing = _read_job(batch, args.namespace, name)
+    existing = loadjob.read_job(batch, args.namespace, name)
     if args.stop:
-        pod = _load_pod(core, existing) if existing else None
+        pod = loadjob.load_pod(core, existing) if existing else None
         if pod is None or pod.status.phase != "Running":
             console.print(f"[red]no load is running[/] (Job {name} in {args.namespace})")
             return 1
-        _stop_load(args.namespace, pod.metadata.name)
+        loadjob.stop_load(args.namespace, pod.metadata.name)
         console.print(f"stop requested: {name} stops, then verifies its writes")
         return 0 if args.detach else _attach(core, batch, existing, console)
-    if existing is not None and _job_state(existing) == "Running":
+    if existing is not None and loadjob.job_state(existing) == "Running":
         console.print(f"{name} is already running; following it ([bold]scalestage load --stop[/]"
                       " ends it)")
         return 0 if args.detach else _attach(core, batch, existing, console)
@@ -347,13 +271,7 @@ def load_command(args, api, console: Console) -> int:
         return 1
     options = load.LoadOptions(users=args.users, concurrency=args.concurrency, rate=args.rate,
                                duration=args.duration, mix=args.mix)
-    manifest = load.build(scalestage, args.image or load.app_image(scalestage), options)
-    if existing is not None:  # a finished load: it goes (pods first), the new one takes the name
-        batch.delete_namespaced_job(name, args.namespace, propagation_policy="Foreground")
-        deadline = time.monotonic() + JOB_END_TIMEOUT
-        while _read_job(batch, args.namespace, name) and time.monotonic() < deadline:
-            time.sleep(0.5)
-    job = batch.create_namespaced_job(args.namespace, manifest)
+    job = loadjob.start(batch, scalestage, options, args.image, replacing=existing)
     length = f"{args.duration:g} s" if args.duration else "until stopped"
     console.print(f"Job {name} created: {args.users} users, concurrency {args.concurrency}"
                   f"{f', {args.rate:g} req/s' if args.rate else ''}, {length}")
@@ -388,24 +306,191 @@ def _add_load_parser(commands) -> None:
                       help="end the running load: it verifies its writes and reports")
 
 
+# --- `scalestage chaos kill` and `scalestage spof-check` (chaos.py judges, chaos_run.py kills) ---
+def _share(value) -> str:
+    if value is None:
+        return "-"
+    style = "green" if value >= 0.995 else "yellow" if value >= 0.95 else "red"
+    return f"[{style}]{value:.1%}[/]"
+
+
+def kill_table(report: Mapping) -> Table:
+    """One kill as users saw it (KillReport.as_dict()). Pure."""
+    how = "force-killed" if report["forced"] else "deleted"
+    verdict = ("[bold red]users saw an outage[/]" if report["spof"]
+               else "[bold green]users barely noticed[/]")
+    table = Table(title=f"{report['component']}: pod {report['pod']} {how} · {verdict}",
+                  title_justify="left")
+    table.add_column("")
+    for path in ("read", "write", "session"):
+        table.add_column(f"{path}s ok", justify="right")
+    table.add_row("before the kill", *(_share(report["before"][p])
+                                       for p in ("read", "write", "session")))
+    table.add_row("kill → recovered", *(_share(report["during"][p])
+                                        for p in ("read", "write", "session")))
+    recovered = (f"everything answered again {report['recovered_after']:g} s after the kill"
+                 if report["recovered"] else "[red]not recovered within the window[/]")
+    table.caption = (f"outage {report['outage_seconds']:g} s (longest run of failing seconds); "
+                     f"{recovered}; sessions lost {report['sessions_lost']}")
+    table.caption_justify = "left"
+    return table
+
+
+def spof_table(check: Mapping) -> Table:
+    """`status.spofCheck` as a table: a row per component, contradictions in red. Pure."""
+    title = (f"spof-check at stage {check['stage']}: "
+             + ("[bold green]measurements agree with status.spofs[/]" if check["agrees"]
+                else "[bold red]measurements contradict status.spofs[/]"))
+    table = Table(title=title, title_justify="left")
+    for column in ("component", "declared SPOF", "reads ok", "writes ok", "sessions ok",
+                   "sessions lost", "outage s", "verdict"):
+        table.add_column(column, justify="left" if column in ("component", "verdict")
+                         else "right")
+    for row in check["components"]:
+        style = "green" if row["declared"] == row["measured"] else "bold red"
+        table.add_row(row["component"], "yes" if row["declared"] else "no",
+                      _share(row.get("readOk")), _share(row.get("writeOk")),
+                      _share(row.get("sessionOk")), str(row["sessionsLost"]),
+                      f"{row['outageSeconds']:g}", f"[{style}]{row['verdict']}[/]")
+    return table
+
+
+def _load_verdict(summary: Mapping | None, console: Console) -> bool:
+    """The verdict of a load the command started (None: it used a running one)."""
+    if summary is None:
+        return True
+    console.print(summary_table(summary))
+    return bool(summary.get("ok"))
+
+
+def chaos_command(args, api, console: Console) -> int:
+    from kubernetes import client
+
+    from . import chaos_run
+
+    target = chaos_run.Target(client.CoreV1Api(), client.AppsV1Api(), client.BatchV1Api(), api,
+                              args.namespace, args.name)
+    say = console.print if not args.json else (lambda text: print(text, file=sys.stderr))
+    try:
+        load = chaos_run.Load(target, say)
+        try:
+            if args.command == "spof-check":
+                result = chaos_run.spof_check(target, load, say)
+            else:
+                result = chaos_run.kill(target, load, args.component, force=args.force,
+                                        pod=args.pod, say=say).as_dict()
+        finally:
+            summary = load.finish()
+    except chaos_run.ChaosError as error:
+        console.print(f"[red]{error}[/]")
+        return 2
+    if args.json:
+        print(json.dumps({**result, "load": summary}, sort_keys=True))
+        return 0 if (summary is None or summary.get("ok")) and result.get("agrees", True) else 1
+    if args.command == "spof-check":
+        console.print(spof_table(result))
+    else:
+        console.print(kill_table(result))
+    writes_kept = _load_verdict(summary, console)
+    return 0 if writes_kept and result.get("agrees", True) else 1
+
+
+def _add_chaos_parsers(commands) -> None:
+    chaos = commands.add_parser(
+        "chaos", help="kill a pod under load and report what users saw",
+        description="Kills one pod of a component while a load runs (the running `scalestage "
+                    "load`, or one started for the measurement) and reports the share of reads, "
+                    "writes and sessions that worked before and after, the outage and the time "
+                    "until everything answered again.")
+    actions = chaos.add_subparsers(dest="action", required=True)
+    kill = actions.add_parser("kill", help="kill one pod of COMPONENT (as `scalestage status` "
+                                           "names it: web, db-primary, redis, ...)")
+    kill.add_argument("component")
+    kill.add_argument("--force", action="store_true",
+                      help="no graceful stop (grace period 0): a crash, not a rollout")
+    kill.add_argument("--pod", default=None, help="this pod (default: the first ready one)")
+    kill.add_argument("--json", action="store_true", help="print the report as JSON")
+    check = commands.add_parser(
+        "spof-check", help="kill each component in turn under load; compare with status.spofs",
+        description="For the stage the ScaleStage is at, deletes one pod of each component in "
+                    "turn under load and measures what users saw. A component is a single point "
+                    "of failure when a path (reads, writes or sessions) kept failing for "
+                    "3 s or more. Writes the result to status.spofCheck and an Event; exits "
+                    "non-zero when a measurement contradicts status.spofs.")
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    for sub in (kill, check):
+        sub.add_argument("--name", default=argparse.SUPPRESS, help="the ScaleStage")
+        sub.add_argument("-n", "--namespace", default=argparse.SUPPRESS, help="its namespace")
+
+
+# --- `scalestage bench`: the capacity report (capacity.py figures, bench_run.py walks) ---------
+def bench_command(args, api, console: Console) -> int:
+    from pathlib import Path
+
+    from kubernetes import client
+
+    from . import bench_run, capacity
+    from .specs.load import LoadOptions
+
+    options = LoadOptions(users=args.users, concurrency=args.concurrency, rate=None,
+                          duration=args.seconds)
+    try:
+        rows, table, chart = bench_run.bench(
+            client.CoreV1Api(), client.BatchV1Api(), api, args.namespace, args.name,
+            [int(n) for n in args.stages.split(",")], options, Path(args.out), console.print)
+    except bench_run.BenchError as error:
+        console.print(f"[red]{error}[/]")
+        return 1
+    console.print(capacity.markdown(rows, f"{args.users} users, {args.concurrency} in flight, "
+                                          f"{args.seconds:g} s per stage"), markup=False)
+    console.print(f"table: {table}\nchart: {chart}")
+    return 0
+
+
+def _add_bench_parser(commands) -> None:
+    bench = commands.add_parser(
+        "bench", help="the same load at each stage: a Markdown table and a PNG chart",
+        description="Walks the ScaleStage through --stages and runs the same load Job at each "
+                    "(closed loop: --concurrency requests in flight), reading the app pods' "
+                    "/metrics before and after: req/s, latency percentiles, errors, database "
+                    "queries per request by role and the cache hit ratio per stage. Writes "
+                    "capacity.md and capacity.png to --out. Leaves the ScaleStage at the last "
+                    "stage.")
+    bench.add_argument("--stages", default="1,2,3,4,5", help="in order (default 1,2,3,4,5)")
+    bench.add_argument("--seconds", type=float, default=60.0, help="load per stage (default 60)")
+    bench.add_argument("--users", type=int, default=20, help="users signed up (default 20)")
+    bench.add_argument("--concurrency", type=int, default=8,
+                       help="requests in flight (default 8)")
+    bench.add_argument("--out", default="bench-out", help="folder for capacity.md/.png")
+    bench.add_argument("--name", default=argparse.SUPPRESS, help="the ScaleStage")
+    bench.add_argument("-n", "--namespace", default=argparse.SUPPRESS, help="its namespace")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scalestage", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", default="chirp", help="the ScaleStage (default: chirp)")
     parser.add_argument("-n", "--namespace", default="default", help="its namespace")
+    parser.add_argument("--context", default=None, help="the kubeconfig context to use")
     commands = parser.add_subparsers(dest="command", required=True)
     stage = commands.add_parser("stage", help="create the ScaleStage or move it to stage N")
     stage.add_argument("number", type=int, choices=sorted(STAGES))
     commands.add_parser("status", help="show stage, phase, components and SPOFs")
     _add_load_parser(commands)
+    _add_chaos_parsers(commands)
+    _add_bench_parser(commands)
     args = parser.parse_args(argv)
     console = Console()
     from kubernetes.client.exceptions import ApiException
 
-    api = custom_objects()
+    api = custom_objects(args.context)
     try:
         if args.command == "load":
             return load_command(args, api, console)
+        if args.command in ("chaos", "spof-check"):
+            return chaos_command(args, api, console)
+        if args.command == "bench":
+            return bench_command(args, api, console)
         if args.command == "stage":
             obj = set_stage(api, args.namespace, args.name, args.number)
             requested = f"{args.name}: stage {args.number} ({STAGES[args.number].name}) requested"

@@ -17,6 +17,9 @@ from tests.polling import wait_until
 
 INSTANCE = "chirp"
 STEP_TIMEOUT = 600
+# A step's losses can land a moment after its Ready (a pod pruned then, a request in flight):
+# its figures are read this many seconds of load later, so they are not counted on the next step.
+SETTLE_SECONDS = 5
 RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted"
               for mode in ("enforce", "warn", "audit")}
 
@@ -120,16 +123,29 @@ def walk_step(cluster: Cluster, namespace: str, current: Position, target: Posit
         cluster.show(namespace, "scalestages,jobs,pods")
         raise
     seconds = time.monotonic() - started
-    after = last_tick(cluster, namespace)
+    ready_at = last_tick(cluster, namespace).get("t", 0)
+    after = wait_until(lambda: settled(cluster, namespace, ready_at), timeout=60, interval=1,
+                       what="the load's figures after Ready", tolerate=TRANSIENT)
     moved = moves_data(current, target)
+
+    def grew(counter: str) -> int:
+        return after.get(counter, 0) - before.get(counter, 0)
+
     return {
         "step": step,
         "seconds": seconds,
         "moved_data": moved,
-        "sessions_lost": after.get("sessions_lost", 0) - before.get("sessions_lost", 0),
+        "sessions_lost": grew("sessions_lost"),
+        "fresh_sessions_refused": grew("fresh_sessions_refused"),
         "errors": errors_between(cluster, namespace, before.get("t", 0), after.get("t", 0)),
         "pause": (status.get("lastMove") or {}).get("longestWritePauseSeconds") if moved else None,
     }
+
+
+def settled(cluster: Cluster, namespace: str, ready_at: float) -> dict | None:
+    """The load's latest tick once it is SETTLE_SECONDS past `ready_at`."""
+    tick = last_tick(cluster, namespace)
+    return tick if tick.get("t", 0) >= ready_at + SETTLE_SECONDS else None
 
 
 def moves_data(current: Position, target: Position) -> bool:
@@ -140,5 +156,6 @@ def moves_data(current: Position, target: Position) -> bool:
 
 def describe_step(row: dict) -> str:
     text = (f"{row['step'][0]}→{row['step'][1]}: Ready in {row['seconds']:.0f} s; sessions lost "
-            f"{row['sessions_lost']}; errors {row['errors']}")
+            f"{row['sessions_lost']} (fresh ones refused {row['fresh_sessions_refused']}); "
+            f"errors {row['errors']}")
     return text + (f"; writes held {row['pause']} s" if row["pause"] is not None else "")

@@ -17,9 +17,9 @@ from tests.services.conftest import ChirpProcess, chirp_command, rows, stage_env
 
 pytestmark = pytest.mark.slow
 
-TICK_KEYS = {"event", "t", "requests", "rps", "p50_ms", "p95_ms", "p99_ms", "errors",
+TICK_KEYS = {"event", "t", "requests", "rps", "p50_ms", "p95_ms", "p99_ms", "errors", "served",
              "writes_acked", "writes_failed", "writes_unknown", "sessions_lost",
-             "longest_write_ms"}
+             "fresh_sessions_refused", "longest_write_ms"}
 SUMMARY_KEYS = TICK_KEYS | {"run", "users", "lost", "duplicated", "renumbered", "unverified",
                             "unknown_present", "failed_present", "stopped_by", "verified", "ok"}
 

@@ -43,7 +43,7 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
         ports={"http": PORT},
         readinessProbe={
             "httpGet": {"path": "/edge-healthz", "port": PORT, "scheme": "HTTP"},
-            "periodSeconds": 5,
+            "periodSeconds": 2,
         },
         # like the web pods: out of the Service's endpoints first, then nginx's graceful stop
         # (SIGQUIT, the image's STOPSIGNAL), so a pruned or rolled edge drops no request

@@ -30,6 +30,19 @@ def test_classify(action, answer, with_session, kind):
     assert client.classify(action, answer, with_session=with_session) == kind
 
 
+@pytest.mark.parametrize("action,kind,with_session,served", [
+    ("post", None, True, {"write": True, "session": True}),
+    ("post", stats.WRITE_FAILED, True, {"write": False, "session": True}),
+    ("post", stats.SESSION_LOST, True, {"write": False, "session": False}),
+    ("timeline", stats.TIMEOUT, True, {"read": False}),  # no answer: nothing about the session
+    ("public", None, True, {"read": True}),  # needs no session
+    ("login", None, False, {"session": True}),
+    ("signup", stats.AUTH_FAILED, False, {"session": False}),
+])
+def test_served_names_each_path_a_request_tried(action, kind, with_session, served):
+    assert client.served(action, kind, with_session=with_session) == served
+
+
 @pytest.mark.parametrize("answer,outcome", [
     (Answer(201, {"post": {"id": "123"}}), client.ACKED),
     (Answer(201, None), client.UNKNOWN),  # 2xx without the id: cannot be checked

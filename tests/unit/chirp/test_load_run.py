@@ -22,10 +22,14 @@ class FakeApp:
         self.tokens = itertools.count(1)
         self.post_calls = 0
         self.on_post = None  # (app, posts asked for before) -> None | "lose-answer" | "refuse"
+        self.sessions_not_kept = 0  # this many next sessions are issued but not remembered
 
     def _session(self, name):
         token = f"t{next(self.tokens)}"
-        self.sessions[token] = name
+        if self.sessions_not_kept:
+            self.sessions_not_kept -= 1
+        else:
+            self.sessions[token] = name
         return Answer(201, {"user": {"username": name}}, ms=1.0,
                       cookies={"chirp_session": token})
 
@@ -101,7 +105,8 @@ def test_a_clean_run_prints_ticks_and_a_clean_summary():
     ticks = [line for line in lines if line["event"] == "tick"]
     assert len(ticks) >= 2
     assert set(ticks[0]) == {"event", "t", "requests", "rps", "p50_ms", "p95_ms", "p99_ms",
-                             "errors", "sessions_lost", "longest_write_ms", "writes_acked",
+                             "errors", "served", "sessions_lost", "fresh_sessions_refused",
+                             "longest_write_ms", "writes_acked",
                              "writes_failed", "writes_unknown"}
     assert summary["ok"] and summary["stopped_by"] == "duration"
     assert summary["writes_acked"] == len(app.posts) > 0
@@ -121,17 +126,37 @@ def test_lost_sessions_are_counted_once_each_and_logged_in_again():
     summary, _ = load(app, users=2, concurrency=4)  # two workers share each user's session
     assert summary["sessions_lost"] == 2 and summary["logins"] == 2
     assert summary["errors"]["session_lost"] >= 2
+    assert summary["fresh_sessions_refused"] == 0  # both had been honoured before
     assert summary["ok"] and summary["writes_acked"] > 10
+
+
+def test_a_session_refused_before_any_request_with_it_was_honoured_is_counted_apart():
+    app = FakeApp()
+
+    def forget_all_once(app, count):
+        if count == 10:  # the session in use goes, and the next one issued is not kept
+            app.sessions.clear()
+            app.sessions_not_kept = 1
+
+    app.on_post = forget_all_once
+    summary, _ = load(app, users=1, concurrency=1)
+    # The first loss ends a session that had been honoured; the second ends the one issued by
+    # the log-in after it, before anything was answered with it.
+    assert summary["sessions_lost"] == 2 and summary["fresh_sessions_refused"] == 1
 
 
 def test_writes_without_an_answer_are_unknown_and_refused_ones_failed():
     app = FakeApp()
     app.on_post = lambda app, count: {3: "lose-answer", 5: "refuse"}.get(count)
-    summary, _ = load(app)
+    summary, lines = load(app)
     assert (summary["writes_unknown"], summary["unknown_present"]) == (1, 1)
     assert (summary["writes_failed"], summary["failed_present"]) == (1, 0)
     assert summary["errors"] == {"timeout": 1, "write_failed": 1}
     assert summary["ok"] and summary["lost"] == 0
+    # the app's 5xx gets a line of its own, with what the app said; the timeout does not
+    [error] = [line for line in lines if line["event"] == "error"]
+    assert (error["kind"], error["action"], error["status"], error["said"]) == (
+        "write_failed", "post", 503, "retry")
 
 
 def test_a_stored_post_that_disappears_is_lost():

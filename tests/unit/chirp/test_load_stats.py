@@ -31,17 +31,20 @@ def test_a_tick_reports_its_window_then_starts_a_new_one():
     s = stats.Stats(start=10.0)
     for ms in (10, 20, 30, 40):
         s.record(ms)
-    s.record(900, write=True, error=stats.WRITE_FAILED)
-    s.record(5, error=stats.SESSION_LOST)
+    s.record(900, write=True, error=stats.WRITE_FAILED, served={"write": False, "session": True})
+    s.record(5, error=stats.SESSION_LOST, served={"read": False, "session": False})
     s.session_lost()
     tick = s.tick(11.0)
     assert tick == {"t": 1.0, "requests": 6, "rps": 6.0, "p50_ms": 20, "p95_ms": 900,
                     "p99_ms": 900, "errors": {"session_lost": 1, "write_failed": 1},
-                    "sessions_lost": 1, "longest_write_ms": 900}
-    s.record(3, write=True)
+                    "served": {"read": {"ok": 0, "failed": 1}, "write": {"ok": 0, "failed": 1},
+                               "session": {"ok": 1, "failed": 1}},
+                    "sessions_lost": 1, "fresh_sessions_refused": 0, "longest_write_ms": 900}
+    s.record(3, write=True, served={"write": True})
     tick = s.tick(11.5)
     assert (tick["requests"], tick["rps"], tick["errors"], tick["longest_write_ms"]) == (
         1, 2.0, {}, 3)
+    assert tick["served"]["write"] == {"ok": 1, "failed": 0}  # this window's only
     assert s.tick(12.5)["p50_ms"] is None  # an idle second
 
 

@@ -59,3 +59,44 @@ def test_progress_bar_bounds():
 
 def test_new_object_without_status():
     assert "stage 2 (separate-db)" in render({"metadata": {"name": "chirp"}, "spec": {"stage": 2}})
+
+
+def text_of(table):
+    console = Console(record=True, width=140)
+    console.print(table)
+    return console.export_text()
+
+
+def test_a_kill_report_shows_each_path_before_and_after_and_the_outage():
+    from scalestage import chaos
+
+    ticks = ([{"t": t, "served": {"read": {"ok": 9, "failed": 0}, "write": {"ok": 4, "failed": 0},
+                                  "session": {"ok": 12, "failed": 0}}} for t in range(1, 4)]
+             + [{"t": t, "served": {"read": {"ok": 9, "failed": 0},
+                                    "write": {"ok": 0, "failed": 4},
+                                    "session": {"ok": 12, "failed": 0}}} for t in range(4, 9)]
+             + [{"t": t, "served": {"read": {"ok": 9, "failed": 0},
+                                    "write": {"ok": 4, "failed": 0},
+                                    "session": {"ok": 12, "failed": 0}}} for t in range(9, 15)])
+    report = chaos.measure(ticks, component="db-primary", pod="chirp-db-primary-0", forced=False,
+                           killed_at=3.0).as_dict()
+    text = text_of(cli.kill_table(report))
+    assert "db-primary: pod chirp-db-primary-0 deleted" in text and "outage" in text
+    [after] = [line for line in text.splitlines() if "kill → recovered" in line]
+    assert "100.0%" in after and "54.5%" in after  # reads all worked; writes 24 of 44
+    flat = " ".join(text.split())  # the caption wraps at the table's width
+    assert "outage 5 s" in flat and "answered again 5 s after the kill" in flat
+
+
+def test_the_spof_check_table_marks_a_contradiction():
+    check = {"stage": 3, "agrees": False, "components": [
+        {"component": "db-primary", "declared": True, "measured": True,
+         "verdict": "single point of failure", "outageSeconds": 6, "sessionsLost": 0,
+         "readOk": 1.0, "writeOk": 0.4, "sessionOk": 1.0},
+        {"component": "db-replica", "declared": False, "measured": True,
+         "verdict": "undeclared single point of failure", "outageSeconds": 4, "sessionsLost": 0,
+         "readOk": 0.7}]}
+    text = text_of(cli.spof_table(check))
+    assert "contradict" in text
+    [replica] = [line for line in text.splitlines() if "db-replica" in line]
+    assert "undeclared" in replica and "70.0%" in replica and replica.count("-") >= 2

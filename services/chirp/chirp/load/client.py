@@ -63,6 +63,22 @@ def classify(action: str, answer: Answer, *, with_session: bool) -> str | None:
     return stats.REJECTED
 
 
+def served(action: str, kind: str | None, *, with_session: bool) -> dict[str, bool]:
+    """Which user-visible paths a request tried, and whether each worked (stats.PATHS): reads,
+    writes, and sessions — a log-in, or a request sent with a session and not refused for it (a
+    request that got no answer says nothing about its session)."""
+    out: dict[str, bool] = {}
+    if action in (SIGNUP, LOGIN):
+        out[stats.SESSION] = kind is None
+    elif action in WRITES:
+        out[stats.WRITE] = kind is None
+    else:
+        out[stats.READ] = kind is None
+    if with_session and action in NEEDS_SESSION and kind not in (stats.CONNECTION, stats.TIMEOUT):
+        out[stats.SESSION] = kind != stats.SESSION_LOST
+    return out
+
+
 def write_outcome(answer: Answer) -> str:
     """What a post's answer says about it: ACKED (2xx with its id), FAILED (the app said no, or
     nothing was sent) or UNKNOWN (it may have been stored)."""

@@ -26,6 +26,9 @@ POLL_SECONDS = 0.1  # how often the stop file and the duration are checked
 ERROR_PAUSE_SECONDS = 0.1  # a worker's pause after a failure (no busy loop against a dead app)
 RETRY_SECONDS = 0.5  # between sign-up / log-in attempts, and re-reads while verifying
 VERIFY_COOKIE = "chirp_load"
+# Answers worth an `error` line of their own (the app failed, not the network or a session).
+SHOWN_ERRORS = frozenset({stats.WRITE_FAILED, stats.READ_FAILED, stats.AUTH_FAILED})
+MAX_ERRORS_SHOWN = 50
 
 
 @dataclass
@@ -53,6 +56,7 @@ class User:
         self.lock = threading.Lock()
         self.cookies: dict[str, str] | None = None  # None: no session (yet, or lost)
         self.generation = 0  # bumped at each log-in: a 401 only ends the session it was sent with
+        self.honoured = 0  # the last generation a request was answered for (not refused)
         self.signed_up = False
         self.seq = itertools.count(1)
 
@@ -64,6 +68,10 @@ class User:
         with self.lock:
             if cookies and self.cookies is not None and generation == self.generation:
                 self.cookies = client.merge_cookies(self.cookies, cookies)
+
+    def honour(self, generation: int) -> None:
+        with self.lock:
+            self.honoured = max(self.honoured, generation)
 
     def forget(self, generation: int) -> bool:
         """The app lost this session: True for the first worker to notice."""
@@ -95,6 +103,7 @@ class LoadRun:
         self.stopped_by: str | None = None
         self.load_deadline: float | None = None
         self.logins = 0
+        self.errors_shown = 0
 
     # --- output and stopping ------------------------------------------------------------------
     def emit(self, line: dict[str, Any]) -> None:
@@ -134,7 +143,8 @@ class LoadRun:
     def record(self, action: str, answer: client.Answer, *, with_session: bool) -> str | None:
         kind = client.classify(action, answer, with_session=with_session)
         with self.lock:
-            self.stats.record(answer.ms, write=action in plan.WRITES, error=kind)
+            self.stats.record(answer.ms, write=action in plan.WRITES, error=kind,
+                              served=client.served(action, kind, with_session=with_session))
         return kind
 
     def log_in(self, user: User) -> bool:
@@ -187,10 +197,15 @@ class LoadRun:
         lost = kind == stats.SESSION_LOST and user.forget(generation)
         if kind != stats.SESSION_LOST:
             user.update(generation, answer.cookies)
+        if answer.ok:
+            user.honour(generation)
         with self.lock:
-            self.stats.record(answer.ms, write=action in plan.WRITES, error=kind)
+            self.stats.record(answer.ms, write=action in plan.WRITES, error=kind,
+                              served=client.served(action, kind, with_session=True))
             if lost:
                 self.stats.session_lost()
+                if user.honoured < generation:
+                    self.stats.fresh_session_refused()
             if nonce is not None:
                 outcome = client.write_outcome(answer)
                 if outcome == client.ACKED:
@@ -199,8 +214,22 @@ class LoadRun:
                     self.ledger.fail(nonce, user.index)
                 else:
                     self.ledger.unknown_outcome(nonce, user.index)
+        if kind in SHOWN_ERRORS:
+            self.show_error(action, answer, kind)
         if kind is not None and kind != stats.SESSION_LOST:
             self.stop.wait(ERROR_PAUSE_SECONDS)
+
+    def show_error(self, action: str, answer: client.Answer, kind: str) -> None:
+        """An `error` line for an answer the app should not have given (5xx): what it said, so a
+        failure can be explained after the pods that gave it are gone. The first few only."""
+        with self.lock:
+            self.errors_shown += 1
+            if self.errors_shown > MAX_ERRORS_SHOWN:
+                return
+        said = answer.body.get("error") if isinstance(answer.body, dict) else None
+        self.emit({"event": "error", "t": round(self.clock() - self.start, 1), "kind": kind,
+                   "action": action, "status": answer.status, "ms": round(answer.ms, 1),
+                   "said": str(said)[:300] if said is not None else None})
 
     def worker(self, index: int) -> None:
         seed = self.options.seed

@@ -19,6 +19,9 @@ REJECTED = "rejected"  # any other 4xx (429, 400, 404): the load generator's req
 ERROR_KINDS = (WRITE_FAILED, READ_FAILED, AUTH_FAILED, SESSION_LOST, CONNECTION, TIMEOUT,
                REJECTED)
 PERCENTILES = (50, 95, 99)
+# The paths a user sees work or fail, counted per second (`served`: what a kill did to each).
+READ, WRITE, SESSION = "read", "write", "session"
+PATHS = (READ, WRITE, SESSION)
 
 
 def percentile(sorted_values: list[float], p: float) -> float | None:
@@ -69,13 +72,21 @@ class Stats:
         self.window: list[float] = []
         self.window_errors: Counter[str] = Counter()
         self.window_longest_write = 0.0
+        self.window_served: Counter[tuple[str, bool]] = Counter()
+        self.served: Counter[tuple[str, bool]] = Counter()
         self.total = Histogram()
         self.errors: Counter[str] = Counter()
         self.longest_write_ms = 0.0
         self.sessions_lost = 0
+        self.fresh_sessions_refused = 0
 
-    def record(self, ms: float, *, write: bool = False, error: str | None = None) -> None:
-        """One request done (answered or not) after `ms`; `error` is its kind, if it failed."""
+    def record(self, ms: float, *, write: bool = False, error: str | None = None,
+               served: dict[str, bool] | None = None) -> None:
+        """One request done (answered or not) after `ms`; `error` is its kind, if it failed;
+        `served`: the paths it tried and whether each worked (client.served)."""
+        for path, worked in (served or {}).items():
+            self.window_served[path, worked] += 1
+            self.served[path, worked] += 1
         self.window.append(ms)
         self.total.add(ms)
         if write:
@@ -90,6 +101,11 @@ class Stats:
         requests of its workers saw the 401)."""
         self.sessions_lost += 1
 
+    def fresh_session_refused(self) -> None:
+        """A session lost before any request made with it was honoured: the app issued it and
+        then did not know it (e.g. old and new pods of a rollout keeping sessions apart)."""
+        self.fresh_sessions_refused += 1
+
     def tick(self, now: float) -> dict[str, Any]:
         """The window's figures (then a new window starts): `requests` and `errors` count this
         window, `rps` is per second of it, `longest_write_ms` is this window's longest write."""
@@ -101,9 +117,12 @@ class Stats:
             "rps": round(len(latencies) / seconds, 1),
             **{f"p{p}_ms": _ms(percentile(latencies, p)) for p in PERCENTILES},
             "errors": dict(sorted(self.window_errors.items())),
+            "served": _served(self.window_served),
             "sessions_lost": self.sessions_lost,
+            "fresh_sessions_refused": self.fresh_sessions_refused,
             "longest_write_ms": round(self.window_longest_write, 1),
         }
+        self.window_served = Counter()
         self.window_start = now
         self.window = []
         self.window_errors = Counter()
@@ -119,6 +138,12 @@ class Stats:
             "rps": round(self.total.count / seconds, 1),
             **{f"p{p}_ms": _ms(self.total.percentile(p)) for p in PERCENTILES},
             "errors": dict(sorted(self.errors.items())),
+            "served": _served(self.served),
             "sessions_lost": self.sessions_lost,
+            "fresh_sessions_refused": self.fresh_sessions_refused,
             "longest_write_ms": round(self.longest_write_ms, 1),
         }
+
+
+def _served(counts: Counter[tuple[str, bool]]) -> dict[str, dict[str, int]]:
+    return {path: {"ok": counts[path, True], "failed": counts[path, False]} for path in PATHS}

@@ -1,0 +1,217 @@
+"""`scalestage chaos kill` and `scalestage spof-check`: kill real pods under the load Job and
+measure what users saw (chaos.py judges; this module only talks to the cluster).
+
+A kill uses the load Job that runs (`scalestage load`), or starts one for the measurement and
+stops it afterwards: then its verdict (every acknowledged write read back exactly once) comes
+with the report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from . import chaos, loadjob
+from .names import GROUP, PLURAL, VERSION
+
+WINDOW_SECONDS = 180  # the longest a kill is watched for recovery
+BASELINE_TIMEOUT = 180  # for the load's first requests (a new load Job's pod must start)
+POLL_SECONDS = 1.0
+# The load a kill starts when none runs: enough requests each second to see a path fail.
+DEFAULT_LOAD = {"users": 4, "concurrency": 4, "rate": 20.0}
+
+Say = Callable[[str], None]
+
+
+class ChaosError(Exception):
+    """A request that cannot be carried out (unknown component, no pod to kill, no load)."""
+
+
+@dataclass
+class Target:
+    """The ScaleStage under test and the API clients."""
+
+    core: Any
+    apps: Any
+    batch: Any
+    custom: Any
+    namespace: str
+    name: str
+
+    def scalestage(self) -> dict:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL,
+                                                        self.name)
+
+    def components(self) -> dict[str, dict]:
+        """Component name -> its status row (kind, desired, ready), for the stage reached."""
+        status = self.scalestage().get("status") or {}
+        return {c["name"]: c for c in status.get("components") or []}
+
+    def pods(self, component: str) -> list:
+        """The pods of a component: those its workload (`<name>-<component>`) selects."""
+        row = self.components().get(component) or {}
+        read = (self.apps.read_namespaced_stateful_set if row.get("kind") == "StatefulSet"
+                else self.apps.read_namespaced_deployment)
+        workload = read(f"{self.name}-{component}", self.namespace)
+        selector = ",".join(f"{k}={v}" for k, v in
+                            sorted(workload.spec.selector.match_labels.items()))
+        return self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+
+
+def ready(pod) -> bool:
+    if pod.metadata.deletion_timestamp is not None or pod.status.phase != "Running":
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+class Load:
+    """The load Job's pod: its ticks, and stopping it if this run started it."""
+
+    def __init__(self, target: Target, say: Say):
+        from .specs import load
+
+        self.target = target
+        job = loadjob.read_job(target.batch, target.namespace, load.job_name(target.name))
+        self.started = job is None or loadjob.job_state(job) != "Running"
+        if self.started:
+            options = load.LoadOptions(duration=0, **DEFAULT_LOAD)
+            job = loadjob.start(target.batch, target.scalestage(), options, replacing=job)
+            say(f"started a load Job {job.metadata.name}: {DEFAULT_LOAD['users']} users, "
+                f"{DEFAULT_LOAD['rate']:g} req/s through the front door")
+        else:
+            say(f"measuring with the load Job that runs: {job.metadata.name}")
+        self.job = job
+        self.pod = self._pod()
+
+    def _pod(self) -> str:
+        deadline = time.monotonic() + BASELINE_TIMEOUT
+        while time.monotonic() < deadline:
+            pod = loadjob.load_pod(self.target.core, self.job)
+            if pod is not None and pod.status.phase == "Running":
+                return pod.metadata.name
+            time.sleep(POLL_SECONDS)
+        raise ChaosError(f"the load Job {self.job.metadata.name} has no running pod")
+
+    def ticks(self) -> list[dict]:
+        return loadjob.ticks(self.target.core, self.target.namespace, self.pod)
+
+    def baseline(self) -> None:
+        """Wait for BASELINE_SECONDS of ticks with traffic."""
+        deadline = time.monotonic() + BASELINE_TIMEOUT
+        while time.monotonic() < deadline:
+            busy = [t for t in self.ticks() if t.get("requests")]
+            if len(busy) >= chaos.BASELINE_SECONDS:
+                return
+            time.sleep(POLL_SECONDS)
+        raise ChaosError("the load sent no requests: is the front door answering?")
+
+    def finish(self) -> dict | None:
+        """Stop the load if this run started it; its summary line (None if it was not ours)."""
+        if not self.started:
+            return None
+        loadjob.stop_load(self.target.namespace, self.pod)
+        deadline = time.monotonic() + WINDOW_SECONDS
+        while time.monotonic() < deadline:
+            summary = [line for line in loadjob.lines(self.target.core, self.target.namespace,
+                                                      self.pod, tail=50)
+                       if line.get("event") == "summary"]
+            if summary:
+                return summary[-1]
+            time.sleep(2)
+        raise ChaosError(f"the load pod {self.pod} did not report its verdict")
+
+
+def victim(target: Target, component: str, pod: str | None) -> str:
+    """The pod to kill: the one named, or the first ready pod of the component by name."""
+    pods = [p for p in target.pods(component) if ready(p)]
+    if pod is not None:
+        if pod not in {p.metadata.name for p in target.pods(component)}:
+            raise ChaosError(f"no pod {pod} in component {component}")
+        return pod
+    if not pods:
+        raise ChaosError(f"component {component} has no ready pod to kill")
+    return sorted(p.metadata.name for p in pods)[0]
+
+
+def kill(target: Target, load: Load, component: str, *, force: bool = False,
+         pod: str | None = None, say: Say = print) -> chaos.KillReport:
+    """Kill one pod of `component` under the load; watch until users see no failure for
+    chaos.QUIET_SECONDS and the component has its pods back (or WINDOW_SECONDS pass)."""
+    components = target.components()
+    if component not in components:
+        raise ChaosError(f"no component {component!r} at this stage; components: "
+                         f"{', '.join(components) or 'none (is the ScaleStage Ready?)'}")
+    load.baseline()
+    name = victim(target, component, pod)
+    old = {p.metadata.name: p.metadata.uid for p in target.pods(component)}  # uids before
+    seen = load.ticks()
+    killed_at = seen[-1]["t"] if seen else 0.0
+    target.core.delete_namespaced_pod(name, target.namespace,
+                                      grace_period_seconds=0 if force else None)
+    say(f"{'force-killed' if force else 'deleted'} pod {name} ({component}) at load "
+        f"t={killed_at:g} s")
+    deadline = time.monotonic() + WINDOW_SECONDS
+    while True:
+        time.sleep(POLL_SECONDS)
+        ticks = load.ticks()
+        replaced = replaced_and_ready(target, component, components[component]["desired"], old,
+                                      name)
+        if (replaced and chaos.recovered(ticks, killed_at)) or time.monotonic() > deadline:
+            break
+    return chaos.measure(ticks, component=component, pod=name, forced=force,
+                         killed_at=killed_at)
+
+
+def replaced_and_ready(target: Target, component: str, desired: int, old: dict[str, str],
+                       killed: str) -> bool:
+    """`desired` ready pods, none of them the killed one (a StatefulSet's replacement has its
+    name but a new uid)."""
+    pods = [p for p in target.pods(component)
+            if ready(p) and not (p.metadata.name == killed and p.metadata.uid == old[killed])]
+    return len(pods) >= desired
+
+
+def spof_check(target: Target, load: Load, say: Say = print) -> dict[str, Any]:
+    """Kill each component of the stage in turn (gracefully) and compare with status.spofs;
+    the result goes to status.spofCheck and an Event."""
+    found = target.scalestage()
+    status = found.get("status") or {}
+    if status.get("phase") != "Ready":
+        raise ChaosError(f"{target.name} is {status.get('phase', 'not reconciled yet')}: "
+                         "a spof-check measures a Ready stage")
+    reports = []
+    for component in target.components():
+        report = kill(target, load, component, say=say)
+        say(f"  {component}: outage {report.outage_seconds:g} s, sessions lost "
+            f"{report.sessions_lost}, {'SPOF' if report.spof else 'no SPOF'} measured")
+        reports.append(report)
+    check = chaos.spof_check_status(reports, status.get("spofs") or [], status.get("stage"),
+                                    now())
+    target.custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, target.namespace, PLURAL, target.name, {"status": {"spofCheck": check}},
+        _content_type="application/merge-patch+json")
+    event(target, found, "SpofCheck" if check["agrees"] else "SpofCheckContradicts",
+          chaos.summary_message(check), warning=not check["agrees"])
+    return check
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event(target: Target, owner: dict, reason: str, message: str, *, warning: bool) -> None:
+    meta = owner["metadata"]
+    target.core.create_namespaced_event(target.namespace, {
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": target.namespace},
+        "involvedObject": {"apiVersion": owner["apiVersion"], "kind": owner["kind"],
+                           "name": meta["name"], "namespace": target.namespace,
+                           "uid": meta["uid"]},
+        "type": "Warning" if warning else "Normal",
+        "reason": reason,
+        "message": message[:1000],
+        "source": {"component": "scalestage-cli"},
+        "firstTimestamp": now(), "lastTimestamp": now(), "count": 1,
+    })
