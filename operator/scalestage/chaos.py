@@ -2,11 +2,14 @@
 `served` counts per path: reads, writes, sessions; docs/load.md), and whether a component is a
 single point of failure by measurement. Pure: the CLI (chaos_run.py) feeds it ticks.
 
-A second *fails* for a path when more than FAILING_SHARE of that path's requests failed in it.
-An *outage* is a run of failing seconds; a component is measured to be a single point of failure
-when killing one of its pods (gracefully: what a rollout or a node drain does) caused an outage of
-OUTAGE_SECONDS or more, or the load did not recover within the window. A request or two broken in
-flight for a second is not an outage: it is what a forced kill of a redundant pod costs.
+A second *fails* for a path when more than FAILING_SHARE of that path's requests failed, when
+requests of it had been waiting 2 s or more as it ended, or when no request completed in it at
+all. A component is measured to be a *single point of failure* when killing one of its pods
+outright caused an outage (starting within START_SLACK) that lasted until its replacement was
+ready (within REPLACEMENT_SLACK): the service waited for that pod to come back, however quickly
+it came (Redis or a Postgres primary on its own volume restarts in a second or two). A redundant
+component's kill costs at most what was in flight at that pod, and those failures end while its
+replacement is still starting.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import Any
 
 PATHS = ("read", "write", "session")  # chirp.load.stats.PATHS
 FAILING_SHARE = 0.05
-OUTAGE_SECONDS = 3
+START_SLACK = 3.0  # seconds: an outage starting this soon after the kill is the kill's doing
+GAP_SECONDS = 1.0  # failing runs this close together are one outage
+REPLACEMENT_SLACK = 1.0  # seconds: failures that end this close to the replacement waited for it
 QUIET_SECONDS = 5  # every path working this long after the kill (and the last failure): recovered
 BASELINE_SECONDS = 3  # ticks with traffic before a kill, so "before" is measured too
 
@@ -27,12 +32,18 @@ UNDECLARED, SURVIVED = "undeclared single point of failure", "declared, but surv
 
 
 def failing_paths(tick: Mapping) -> list[str]:
-    """The paths that failed in this second (more than FAILING_SHARE of their requests)."""
+    """The paths that failed in this second: more than FAILING_SHARE of their requests failed,
+    or requests of theirs had been kept waiting 2 s or more when it ended (`waiting`: a write
+    held while a primary restarts is not an error, but users wait); every path when no request
+    at all completed in it."""
+    if not tick.get("requests"):
+        return list(PATHS)
     out = []
+    waiting = tick.get("waiting") or {}
     for path in PATHS:
         counts = (tick.get("served") or {}).get(path) or {}
         ok, failed = counts.get("ok", 0), counts.get("failed", 0)
-        if failed and failed > FAILING_SHARE * (ok + failed):
+        if (failed and failed > FAILING_SHARE * (ok + failed)) or waiting.get(path, 0) > 0:
             out.append(path)
     return out
 
@@ -62,10 +73,11 @@ def outages(ticks: Sequence[Mapping]) -> list[tuple[float, float]]:
     return runs
 
 
-def recovered(ticks: Sequence[Mapping], killed_at: float) -> bool:
-    """Every path has worked for QUIET_SECONDS since the last failing second (and since the
-    kill): the kill is over, as far as users can tell."""
-    seen = after(ticks, killed_at)
+def recovered(ticks: Sequence[Mapping], since: float) -> bool:
+    """Every path has worked for QUIET_SECONDS since the last failing second and since `since`
+    (the kill, or the moment the killed pod's replacement was ready: its switch costs too, e.g.
+    the sessions a process kept): the kill is over, as far as users can tell."""
+    seen = after(ticks, since)
     quiet = 0
     for tick in reversed(seen):
         if failing_paths(tick):
@@ -90,11 +102,17 @@ class KillReport:
     failing_seconds: int  # failing seconds in all
     recovered: bool
     recovered_after: float | None  # seconds from the kill until the last failing second ended
+    replaced_after: float | None = None  # seconds from the kill until its pods were back
+    caused: tuple[float, float] | None = None  # the kill's outage, seconds after the kill
 
     @property
     def spof(self) -> bool:
-        """Measured: one pod gone stopped a path users need."""
-        return self.outage_seconds >= OUTAGE_SECONDS or not self.recovered
+        """Measured: one pod gone stopped a path users need until that pod was replaced."""
+        if not self.recovered or self.replaced_after is None:
+            return True
+        if self.caused is None:
+            return False
+        return self.caused[1] >= self.replaced_after - REPLACEMENT_SLACK
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "spof": self.spof}
@@ -113,8 +131,9 @@ def share_ok(ticks: Iterable[Mapping]) -> tuple[dict[str, float | None], dict[st
 
 
 def measure(ticks: Sequence[Mapping], *, component: str, pod: str, forced: bool,
-            killed_at: float) -> KillReport:
-    """The kill's report from the load's ticks (those before the kill are the baseline)."""
+            killed_at: float, back_at: float | None = None) -> KillReport:
+    """The kill's report from the load's ticks (those before the kill are the baseline);
+    `back_at`: when the component had its pods again (None: not yet)."""
     before, _ = share_ok(t for t in ticks if t.get("t", 0) <= killed_at)
     window = after(ticks, killed_at)
     during, requests = share_ok(window)
@@ -126,9 +145,25 @@ def measure(ticks: Sequence[Mapping], *, component: str, pod: str, forced: bool,
         before=before, during=during, requests=requests, sessions_lost=lost,
         outage_seconds=max((end - start for start, end in runs), default=0.0),
         failing_seconds=sum(1 for tick in window if failing_paths(tick)),
-        recovered=recovered(ticks, killed_at),
+        recovered=back_at is not None and recovered(ticks, max(killed_at, back_at)),
         recovered_after=round(runs[-1][1] - killed_at, 1) if runs else 0.0,
+        replaced_after=None if back_at is None else round(back_at - killed_at, 1),
+        caused=caused_outage(runs, killed_at),
     )
+
+
+def caused_outage(runs: Sequence[tuple[float, float]],
+                  killed_at: float) -> tuple[float, float] | None:
+    """The outage the kill caused, as seconds after it: the first run if it starts within
+    START_SLACK, joined with the runs that follow it within GAP_SECONDS."""
+    if not runs or runs[0][0] > killed_at + START_SLACK:
+        return None
+    start, end = runs[0]
+    for next_start, next_end in runs[1:]:
+        if next_start - end > GAP_SECONDS:
+            break
+        end = next_end
+    return round(max(0.0, start - killed_at), 1), round(end - killed_at, 1)
 
 
 def _sessions_before(ticks: Sequence[Mapping], killed_at: float) -> int:
@@ -168,6 +203,7 @@ def spof_check_status(reports: Sequence[KillReport], spofs: Sequence[str], stage
             "verdict": verdict(declared, report.spof),
             "outageSeconds": report.outage_seconds,
             "recoveredAfterSeconds": report.recovered_after if report.recovered else None,
+            "replacedAfterSeconds": report.replaced_after,
             "sessionsLost": report.sessions_lost,
             **{f"{path}Ok": report.during[path] for path in PATHS
                if report.during[path] is not None},

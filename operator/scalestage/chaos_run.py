@@ -154,15 +154,19 @@ def kill(target: Target, load: Load, component: str, *, force: bool = False,
     say(f"{'force-killed' if force else 'deleted'} pod {name} ({component}) at load "
         f"t={killed_at:g} s")
     deadline = time.monotonic() + WINDOW_SECONDS
+    back_at = None
     while True:
         time.sleep(POLL_SECONDS)
         ticks = load.ticks()
-        replaced = replaced_and_ready(target, component, components[component]["desired"], old,
-                                      name)
-        if (replaced and chaos.recovered(ticks, killed_at)) or time.monotonic() > deadline:
+        if back_at is None and replaced_and_ready(target, component,
+                                                  components[component]["desired"], old, name):
+            back_at = ticks[-1]["t"] if ticks else killed_at
+        if back_at is not None and chaos.recovered(ticks, max(killed_at, back_at)):
+            break
+        if time.monotonic() > deadline:
             break
     return chaos.measure(ticks, component=component, pod=name, forced=force,
-                         killed_at=killed_at)
+                         killed_at=killed_at, back_at=back_at)
 
 
 def replaced_and_ready(target: Target, component: str, desired: int, old: dict[str, str],
@@ -175,8 +179,9 @@ def replaced_and_ready(target: Target, component: str, desired: int, old: dict[s
 
 
 def spof_check(target: Target, load: Load, say: Say = print) -> dict[str, Any]:
-    """Kill each component of the stage in turn (gracefully) and compare with status.spofs;
-    the result goes to status.spofCheck and an Event."""
+    """Kill one pod of each component of the stage in turn, outright (a crash: no graceful stop
+    to hide behind), and compare with status.spofs; the result goes to status.spofCheck and an
+    Event."""
     found = target.scalestage()
     status = found.get("status") or {}
     if status.get("phase") != "Ready":
@@ -184,7 +189,7 @@ def spof_check(target: Target, load: Load, say: Say = print) -> dict[str, Any]:
                          "a spof-check measures a Ready stage")
     reports = []
     for component in target.components():
-        report = kill(target, load, component, say=say)
+        report = kill(target, load, component, force=True, say=say)
         say(f"  {component}: outage {report.outage_seconds:g} s, sessions lost "
             f"{report.sessions_lost}, {'SPOF' if report.spof else 'no SPOF'} measured")
         reports.append(report)

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 
 TICK_KEYS = {"event", "t", "requests", "rps", "p50_ms", "p95_ms", "p99_ms", "errors", "served",
              "writes_acked", "writes_failed", "writes_unknown", "sessions_lost",
-             "fresh_sessions_refused", "longest_write_ms"}
-SUMMARY_KEYS = TICK_KEYS | {"run", "users", "lost", "duplicated", "renumbered", "unverified",
+             "fresh_sessions_refused", "longest_write_ms", "waiting"}
+SUMMARY_KEYS = (TICK_KEYS - {"waiting"}) | {
+    "run", "users", "lost", "duplicated", "renumbered", "unverified",
                             "unknown_present", "failed_present", "stopped_by", "verified", "ok"}
 
 

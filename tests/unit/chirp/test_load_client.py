@@ -33,7 +33,7 @@ def test_classify(action, answer, with_session, kind):
 @pytest.mark.parametrize("action,kind,with_session,served", [
     ("post", None, True, {"write": True, "session": True}),
     ("post", stats.WRITE_FAILED, True, {"write": False, "session": True}),
-    ("post", stats.SESSION_LOST, True, {"write": False, "session": False}),
+    ("post", stats.SESSION_LOST, True, {"session": False}),  # logged out: not a write failure
     ("timeline", stats.TIMEOUT, True, {"read": False}),  # no answer: nothing about the session
     ("public", None, True, {"read": True}),  # needs no session
     ("login", None, False, {"session": True}),

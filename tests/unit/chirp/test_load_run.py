@@ -107,7 +107,7 @@ def test_a_clean_run_prints_ticks_and_a_clean_summary():
     assert set(ticks[0]) == {"event", "t", "requests", "rps", "p50_ms", "p95_ms", "p99_ms",
                              "errors", "served", "sessions_lost", "fresh_sessions_refused",
                              "longest_write_ms", "writes_acked",
-                             "writes_failed", "writes_unknown"}
+                             "writes_failed", "writes_unknown", "waiting"}
     assert summary["ok"] and summary["stopped_by"] == "duration"
     assert summary["writes_acked"] == len(app.posts) > 0
     assert summary["lost"] == summary["duplicated"] == 0

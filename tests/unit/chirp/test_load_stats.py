@@ -32,12 +32,12 @@ def test_a_tick_reports_its_window_then_starts_a_new_one():
     for ms in (10, 20, 30, 40):
         s.record(ms)
     s.record(900, write=True, error=stats.WRITE_FAILED, served={"write": False, "session": True})
-    s.record(5, error=stats.SESSION_LOST, served={"read": False, "session": False})
+    s.record(5, error=stats.SESSION_LOST, served={"session": False})
     s.session_lost()
     tick = s.tick(11.0)
     assert tick == {"t": 1.0, "requests": 6, "rps": 6.0, "p50_ms": 20, "p95_ms": 900,
                     "p99_ms": 900, "errors": {"session_lost": 1, "write_failed": 1},
-                    "served": {"read": {"ok": 0, "failed": 1}, "write": {"ok": 0, "failed": 1},
+                    "served": {"read": {"ok": 0, "failed": 0}, "write": {"ok": 0, "failed": 1},
                                "session": {"ok": 1, "failed": 1}},
                     "sessions_lost": 1, "fresh_sessions_refused": 0, "longest_write_ms": 900}
     s.record(3, write=True, served={"write": True})
@@ -58,3 +58,9 @@ def test_totals_cover_the_whole_run():
     assert totals["requests"] == 100 and totals["rps"] == 10.0
     assert totals["errors"] == {"timeout": 2} and totals["longest_write_ms"] == 77
     assert totals["p50_ms"] == pytest.approx(50, rel=0.011)
+
+
+def test_requests_in_flight_long_enough_keep_users_waiting():
+    in_flight = [("write", 10.0), ("write", 11.5), ("read", 7.0)]
+    assert stats.waiting(in_flight, 12.0) == {"read": 1, "write": 1}  # 2 s or more
+    assert stats.waiting([], 12.0) == {"read": 0, "write": 0}

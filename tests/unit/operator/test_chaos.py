@@ -4,7 +4,8 @@ from scalestage import chaos
 
 
 def tick(t, read=(10, 0), write=(5, 0), session=(12, 0), sessions_lost=0):
-    return {"t": t, "sessions_lost": sessions_lost, "served": {
+    requests = sum(read) + sum(write)  # a session is carried by a read or a write
+    return {"t": t, "requests": requests, "sessions_lost": sessions_lost, "served": {
         "read": {"ok": read[0], "failed": read[1]},
         "write": {"ok": write[0], "failed": write[1]},
         "session": {"ok": session[0], "failed": session[1]}}}
@@ -14,7 +15,8 @@ def test_a_second_fails_for_a_path_only_past_the_share():
     assert chaos.failing_paths(tick(1)) == []
     assert chaos.failing_paths(tick(1, read=(99, 1))) == []  # 1 % of reads: in-flight noise
     assert chaos.failing_paths(tick(1, write=(3, 2), session=(0, 4))) == ["write", "session"]
-    assert chaos.failing_paths({"t": 1}) == []  # an idle second (or an old load without served)
+    # no request completed in a second: users were kept waiting on every path
+    assert chaos.failing_paths({"t": 1, "requests": 0}) == ["read", "write", "session"]
 
 
 def test_outages_are_runs_of_failing_seconds():
@@ -29,7 +31,7 @@ def test_a_primary_killed_stops_writes_for_seconds_a_measured_spof():
              + [tick(t, write=(0, 5)) for t in range(5, 12)]
              + [tick(t) for t in range(12, 18)])
     report = chaos.measure(ticks, component="db-primary", pod="chirp-db-primary-0",
-                           forced=False, killed_at=4.2)
+                           forced=False, killed_at=4.2, back_at=10)
     assert report.outage_seconds == 7 and report.failing_seconds == 7
     assert report.recovered and report.recovered_after == 6.8
     assert report.during["read"] == 1.0 and report.during["write"] < 0.5
@@ -37,13 +39,39 @@ def test_a_primary_killed_stops_writes_for_seconds_a_measured_spof():
     assert report.spof
 
 
-def test_a_redundant_pod_killed_costs_a_second_at_most():
+def test_a_redundant_pod_killed_costs_what_was_in_flight_and_recovers_before_its_replacement():
     ticks = ([tick(t) for t in range(1, 5)] + [tick(5, read=(7, 3))]
-             + [tick(t) for t in range(6, 12)])
+             + [tick(t) for t in range(6, 18)])
     report = chaos.measure(ticks, component="web", pod="chirp-web-abc", forced=True,
-                           killed_at=4.5)
-    assert report.outage_seconds == 1 and report.recovered
+                           killed_at=4.5, back_at=10)
+    assert report.outage_seconds == 1 and report.recovered and report.replaced_after == 5.5
     assert not report.spof
+    # the replacement ready only at 14: not yet 5 quiet seconds after it
+    late = chaos.measure(ticks, component="web", pod="chirp-web-abc", forced=True,
+                         killed_at=4.5, back_at=14)
+    assert not late.recovered and late.spof
+    never = chaos.measure(ticks, component="web", pod="chirp-web-abc", forced=True,
+                          killed_at=4.5)
+    assert not never.recovered and never.spof
+
+
+def test_failures_that_last_until_the_replacement_is_ready_make_a_spof():
+    # measured on kind at stage 4: a replica's reads failed ~3 s, its replacement took 12 s
+    # (redundant); the primary's writes failed until its replacement was ready after 6 s
+    replica = ([tick(t) for t in range(1, 4)] + [tick(t, read=(5, 5)) for t in range(4, 7)]
+               + [tick(t) for t in range(7, 22)])
+    report = chaos.measure(replica, component="db-replica", pod="r", forced=True, killed_at=3.5,
+                           back_at=15.5)
+    assert report.outage_seconds == 3 and not report.spof
+    primary = ([tick(t) for t in range(1, 4)] + [tick(t, write=(0, 5)) for t in range(4, 10)]
+               + [tick(t) for t in range(10, 16)])
+    report = chaos.measure(primary, component="db-primary", pod="p", forced=True, killed_at=3.5,
+                           back_at=9.5)
+    assert report.recovered_after == 5.5 and report.replaced_after == 6.0 and report.spof
+    nothing = [tick(t) for t in range(1, 12)]  # a worker: no user-visible failure at all
+    report = chaos.measure(nothing, component="worker", pod="w", forced=True, killed_at=3.5,
+                           back_at=4.0)
+    assert report.failing_seconds == 0 and not report.spof
 
 
 def test_not_recovered_within_the_window_is_a_spof():
@@ -69,8 +97,10 @@ def test_verdicts_and_the_status_block():
     down = [tick(t) for t in range(1, 4)] + [tick(t, write=(0, 5)) for t in range(4, 9)] + [
         tick(t) for t in range(9, 15)]
     fine = [tick(t) for t in range(1, 12)]
-    reports = [chaos.measure(down, component="db-primary", pod="a", forced=False, killed_at=3.5),
-               chaos.measure(fine, component="web", pod="b", forced=False, killed_at=3.5)]
+    reports = [chaos.measure(down, component="db-primary", pod="a", forced=False, killed_at=3.5,
+                             back_at=8),
+               chaos.measure(fine, component="web", pod="b", forced=False, killed_at=3.5,
+                             back_at=4)]
     check = chaos.spof_check_status(reports, ["db-primary"], 3, "2026-11-28T20:00:00Z")
     assert check["agrees"] and check["stage"] == 3
     assert [(r["component"], r["verdict"]) for r in check["components"]] == [
@@ -79,3 +109,30 @@ def test_verdicts_and_the_status_block():
     wrong = chaos.spof_check_status(reports, ["db-primary", "web"], 3, "now")
     assert not wrong["agrees"]
     assert "web (declared, but survived the kill)" in chaos.summary_message(wrong)
+
+
+def test_writes_held_while_a_primary_restarts_are_an_outage_and_later_noise_is_not():
+    # stage 3: reads go on from the replicas; writes wait (held by the app) until the primary is
+    # back after 6 s; a slow second much later (a busy node) is not the kill's doing
+    def held(t):
+        return {**tick(t, write=(0, 0)), "waiting": {"read": 0, "write": 3}}
+
+    ticks = ([tick(t) for t in range(1, 4)] + [tick(4, write=(0, 0))]
+             + [held(t) for t in range(5, 10)] + [tick(t) for t in range(10, 14)]
+             + [held(14)] + [tick(t) for t in range(15, 22)])
+    assert chaos.failing_paths(held(5)) == ["write"]
+    report = chaos.measure(ticks, component="db-primary", pod="p", forced=True, killed_at=3.5,
+                           back_at=9.5)
+    assert report.caused == (0.5, 5.5) and report.spof
+    worker = [tick(t) for t in range(1, 10)] + [held(10), held(11)] + [tick(t) for t in
+                                                                          range(12, 20)]
+    report = chaos.measure(worker, component="worker", pod="w", forced=True, killed_at=3.5,
+                           back_at=10.5)
+    assert report.caused is None and not report.spof  # the slow seconds came 5.5 s later...
+    blip = [tick(t) for t in range(1, 4)] + [held(5)] + [tick(t) for t in range(6, 14)]
+    report = chaos.measure(blip, component="edge", pod="e", forced=True, killed_at=3.5,
+                           back_at=6.5)
+    assert report.caused == (0.5, 1.5) and not report.spof  # ...or ended before the replacement
+    fast = chaos.measure(blip, component="redis", pod="r", forced=True, killed_at=3.5,
+                         back_at=5.0)
+    assert fast.replaced_after == 1.5 and fast.spof  # back in 1.5 s, but everything waited

@@ -70,16 +70,18 @@ def text_of(table):
 def test_a_kill_report_shows_each_path_before_and_after_and_the_outage():
     from scalestage import chaos
 
-    ticks = ([{"t": t, "served": {"read": {"ok": 9, "failed": 0}, "write": {"ok": 4, "failed": 0},
-                                  "session": {"ok": 12, "failed": 0}}} for t in range(1, 4)]
-             + [{"t": t, "served": {"read": {"ok": 9, "failed": 0},
+    ticks = ([{"t": t, "requests": 13, "served": {"read": {"ok": 9, "failed": 0},
+                                                  "write": {"ok": 4, "failed": 0},
+                                                  "session": {"ok": 12, "failed": 0}}}
+               for t in range(1, 4)]
+             + [{"t": t, "requests": 13, "served": {"read": {"ok": 9, "failed": 0},
                                     "write": {"ok": 0, "failed": 4},
                                     "session": {"ok": 12, "failed": 0}}} for t in range(4, 9)]
-             + [{"t": t, "served": {"read": {"ok": 9, "failed": 0},
+             + [{"t": t, "requests": 13, "served": {"read": {"ok": 9, "failed": 0},
                                     "write": {"ok": 4, "failed": 0},
                                     "session": {"ok": 12, "failed": 0}}} for t in range(9, 15)])
     report = chaos.measure(ticks, component="db-primary", pod="chirp-db-primary-0", forced=False,
-                           killed_at=3.0).as_dict()
+                           killed_at=3.0, back_at=8).as_dict()
     text = text_of(cli.kill_table(report))
     assert "db-primary: pod chirp-db-primary-0 deleted" in text and "outage" in text
     [after] = [line for line in text.splitlines() if "kill → recovered" in line]

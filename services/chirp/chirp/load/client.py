@@ -66,14 +66,13 @@ def classify(action: str, answer: Answer, *, with_session: bool) -> str | None:
 def served(action: str, kind: str | None, *, with_session: bool) -> dict[str, bool]:
     """Which user-visible paths a request tried, and whether each worked (stats.PATHS): reads,
     writes, and sessions — a log-in, or a request sent with a session and not refused for it (a
-    request that got no answer says nothing about its session)."""
+    request that got no answer says nothing about its session; one refused for its session says
+    nothing about reads or writes)."""
     out: dict[str, bool] = {}
     if action in (SIGNUP, LOGIN):
         out[stats.SESSION] = kind is None
-    elif action in WRITES:
-        out[stats.WRITE] = kind is None
-    else:
-        out[stats.READ] = kind is None
+    elif kind != stats.SESSION_LOST:  # refused for its session: that path failed, not this one
+        out[stats.WRITE if action in WRITES else stats.READ] = kind is None
     if with_session and action in NEEDS_SESSION and kind not in (stats.CONNECTION, stats.TIMEOUT):
         out[stats.SESSION] = kind != stats.SESSION_LOST
     return out

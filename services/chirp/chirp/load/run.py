@@ -104,6 +104,7 @@ class LoadRun:
         self.load_deadline: float | None = None
         self.logins = 0
         self.errors_shown = 0
+        self.in_flight: dict[object, tuple[str, float]] = {}  # token -> (path, started)
 
     # --- output and stopping ------------------------------------------------------------------
     def emit(self, line: dict[str, Any]) -> None:
@@ -124,7 +125,9 @@ class LoadRun:
 
     def tick_line(self) -> dict[str, Any]:
         with self.lock:
-            return {"event": "tick", **self.stats.tick(self.clock()), **self.ledger.counts()}
+            now = self.clock()
+            return {"event": "tick", **self.stats.tick(now), **self.ledger.counts(),
+                    "waiting": stats.waiting(self.in_flight.values(), now)}
 
     def ticker(self, done: threading.Event) -> None:
         """A tick line each second until `done`, then one for the last (partial) second."""
@@ -192,7 +195,16 @@ class LoadRun:
         cookies, generation = user.session()
         if cookies is None:  # another worker has just found it lost
             return
-        action, answer, nonce = self.send(self.mix.pick(rng.random()), user, cookies, rng)
+        picked = self.mix.pick(rng.random())
+        token = object()
+        with self.lock:
+            self.in_flight[token] = (stats.WRITE if picked in plan.WRITES else stats.READ,
+                                     self.clock())
+        try:
+            action, answer, nonce = self.send(picked, user, cookies, rng)
+        finally:
+            with self.lock:
+                del self.in_flight[token]
         kind = client.classify(action, answer, with_session=True)
         lost = kind == stats.SESSION_LOST and user.forget(generation)
         if kind != stats.SESSION_LOST:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 # Error kinds (the `errors` object of every JSON line):
@@ -22,6 +23,7 @@ PERCENTILES = (50, 95, 99)
 # The paths a user sees work or fail, counted per second (`served`: what a kill did to each).
 READ, WRITE, SESSION = "read", "write", "session"
 PATHS = (READ, WRITE, SESSION)
+WAITING_SECONDS = 2.0  # a request in flight this long keeps its user waiting (a tick counts them)
 
 
 def percentile(sorted_values: list[float], p: float) -> float | None:
@@ -147,3 +149,13 @@ class Stats:
 
 def _served(counts: Counter[tuple[str, bool]]) -> dict[str, dict[str, int]]:
     return {path: {"ok": counts[path, True], "failed": counts[path, False]} for path in PATHS}
+
+
+def waiting(in_flight: Iterable[tuple[str, float]], now: float) -> dict[str, int]:
+    """Requests in flight for WAITING_SECONDS or more, by path (reads, writes): users kept
+    waiting at this moment — a write held while a primary restarts shows here, not as an error."""
+    out = {READ: 0, WRITE: 0}
+    for path, started in in_flight:
+        if now - started >= WAITING_SECONDS:
+            out[path] += 1
+    return out
