@@ -102,3 +102,19 @@ def test_the_spof_check_table_marks_a_contradiction():
     assert "contradict" in text
     [replica] = [line for line in text.splitlines() if "db-replica" in line]
     assert "undeclared" in replica and "70.0%" in replica and replica.count("-") >= 2
+
+
+def test_the_chaos_command_lines(monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "custom_objects", lambda context=None: seen.append(context))
+    monkeypatch.setattr(cli, "chaos_command", lambda args, api, console: seen.append(vars(args))
+                        or 0)
+    assert cli.main(["--context", "kind-x", "chaos", "kill", "db-primary", "--force",
+                     "-n", "demo"]) == 0
+    assert seen[0] == "kind-x"
+    assert {k: seen[1][k] for k in ("command", "action", "component", "force", "namespace",
+                                    "pod", "json")} == {
+        "command": "chaos", "action": "kill", "component": "db-primary", "force": True,
+        "namespace": "demo", "pod": None, "json": False}
+    assert cli.main(["spof-check", "--json", "--name", "blog"]) == 0
+    assert (seen[3]["command"], seen[3]["json"], seen[3]["name"]) == ("spof-check", True, "blog")

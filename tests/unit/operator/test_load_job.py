@@ -94,7 +94,7 @@ def test_the_image_is_the_scalestages_app_image_else_the_default():
 ])
 def test_the_command_line(monkeypatch, argv, name, namespace):
     seen = {}
-    monkeypatch.setattr(cli, "custom_objects", lambda: None)
+    monkeypatch.setattr(cli, "custom_objects", lambda context=None: None)
     monkeypatch.setattr(cli, "load_command", lambda args, api, console: seen.update(
         vars(args)) or 0)
     assert cli.main([*argv, "--users", "8", "--rate", "20", "--duration", "0", "--stop"]) == 0

@@ -56,7 +56,7 @@ class User:
         self.lock = threading.Lock()
         self.cookies: dict[str, str] | None = None  # None: no session (yet, or lost)
         self.generation = 0  # bumped at each log-in: a 401 only ends the session it was sent with
-        self.honoured = 0  # the last generation a request was answered for (not refused)
+        self.first_sent = 0  # the last generation a request was sent with
         self.signed_up = False
         self.seq = itertools.count(1)
 
@@ -69,9 +69,12 @@ class User:
             if cookies and self.cookies is not None and generation == self.generation:
                 self.cookies = client.merge_cookies(self.cookies, cookies)
 
-    def honour(self, generation: int) -> None:
+    def first_use(self, generation: int) -> bool:
+        """True for the first request sent with this session (none was sent with it before)."""
         with self.lock:
-            self.honoured = max(self.honoured, generation)
+            first = self.first_sent < generation
+            self.first_sent = max(self.first_sent, generation)
+            return first
 
     def forget(self, generation: int) -> bool:
         """The app lost this session: True for the first worker to notice."""
@@ -196,6 +199,7 @@ class LoadRun:
         if cookies is None:  # another worker has just found it lost
             return
         picked = self.mix.pick(rng.random())
+        first_use = user.first_use(generation)
         token = object()
         with self.lock:
             self.in_flight[token] = (stats.WRITE if picked in plan.WRITES else stats.READ,
@@ -209,15 +213,13 @@ class LoadRun:
         lost = kind == stats.SESSION_LOST and user.forget(generation)
         if kind != stats.SESSION_LOST:
             user.update(generation, answer.cookies)
-        if answer.ok:
-            user.honour(generation)
         with self.lock:
             self.stats.record(answer.ms, write=action in plan.WRITES, error=kind,
                               served=client.served(action, kind, with_session=True))
             if lost:
                 self.stats.session_lost()
-                if user.honoured < generation:
-                    self.stats.fresh_session_refused()
+                if first_use:  # refused on its very first use: the app forgot a session it
+                    self.stats.fresh_session_refused()  # had just issued
             if nonce is not None:
                 outcome = client.write_outcome(answer)
                 if outcome == client.ACKED:

@@ -104,8 +104,8 @@ class Stats:
         self.sessions_lost += 1
 
     def fresh_session_refused(self) -> None:
-        """A session lost before any request made with it was honoured: the app issued it and
-        then did not know it (e.g. old and new pods of a rollout keeping sessions apart)."""
+        """A session refused on the first request sent with it: the app issued it and then did
+        not know it (e.g. old and new pods of a rollout keeping sessions apart)."""
         self.fresh_sessions_refused += 1
 
     def tick(self, now: float) -> dict[str, Any]:
