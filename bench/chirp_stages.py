@@ -1,178 +1,97 @@
-"""Chirp's stage figures, measured on real services started here (Postgres primary + 2 streaming
-replicas, Redis, `chirp web` under gunicorn), with the test fixtures used as a library.
+"""Chirp's stage figures on a seeded dataset, measured on real services started here (Postgres
+primary + 2 streaming replicas, Redis, `chirp web` under gunicorn, a Celery worker at stage 5).
 
-Workload: 1,000 users, each following 20 others picked by popularity, 10 posts each. Readers are
-drawn from a Zipf(1.1) distribution over users; 2 % of operations are new posts by Zipf-drawn
-authors (they invalidate caches and trigger read-your-writes). Every user is logged in beforehand.
-For each stage: a warm-up (stage 4: WARMUP operations, for a warm cache), then MEASURED timeline
-reads, counted through the app's own chirp_db_queries_total (by route) and timed end to end over
-HTTP with 4 client threads.
+Dataset (bench/stagebench/dataset.py): BENCH_USERS users (default 100,000), 10 posts each (1M),
+20 follows each drawn by Zipf(1.1) popularity; stage 5 has the same rows split over 2 shards.
+Seeding takes minutes: set BENCH_DATA_DIR to keep the cluster between runs.
 
-Prints:
-  - database read queries per 1,000 timeline reads, stage 2 vs stage 4 (goal: stage 4 <= 20 %)
-  - share of read queries answered by replicas at stage 3 (goal: >= 80 %)
-  - timeline requests per second, stage 2 vs stage 4
+Load (bench/stagebench/client.py): 4 client threads with keep-alive connections; readers drawn
+from Zipf(1.1) over all users, 2 % of operations are a post by a Zipf-drawn author first
+(invalidations, read-your-writes). The same operations at every stage. Stages 2-4 run side by side
+and take turns, ROUND operations each, so that load from other work on the machine falls on all of
+them alike; stage 5 (its fan-out worker would load the machine) runs afterwards, alone. Per stage:
+  cold   the first BENCH_MEASURED operations (default 1,000) after the web process (and Redis)
+         started empty
+  warm   BENCH_MEASURED operations after BENCH_WARMUP more (default 10,000, every stage alike)
+Each stage writes into its own copy of the seeded databases (CREATE DATABASE ... TEMPLATE), so
+the posts of one stage or of an earlier run never change what another stage reads.
+Figures per timeline read: req/s, latency p50/p95/p99 (client side), database read queries and
+Redis round trips (from the app's /metrics: chirp_db_queries_total, chirp_redis_round_trips_total;
+the posts' share included), cache hit ratio (X-Chirp-Cache: hit, i.e. no database query) and how
+the timelines were built (X-Chirp-Timeline).
+
+Goals (issue 15): stage 4 warm p50 and p95 <= 70 % of stage 2's, req/s >= 1.3x stage 2's, DB reads
+<= 20 % of stage 2's; stage 4 cold never slower than stage 2 by more than 20 %.
 """
 
 import os
-import random
 import re
 import sys
 import tempfile
-import threading
 import time
-from bisect import bisect
-from itertools import accumulate
 from pathlib import Path
 
-import psycopg
+import redis
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-from werkzeug.security import generate_password_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.append(str(ROOT))
+sys.path.append(str(ROOT / "bench"))
 
-from chirp.buckets import bucket_for_username  # noqa: E402
-from chirp.db.migrate import migrate  # noqa: E402
+from stagebench.client import Client, PhaseResult, draw_ops  # noqa: E402
+from stagebench.dataset import (  # noqa: E402
+    Plan,
+    close_cluster,
+    drop_copies,
+    open_cluster,
+    working_copies,
+)
+
 from tests.fixtures import processes  # noqa: E402
-from tests.fixtures.postgres import PostgresCluster  # noqa: E402
 from tests.fixtures.redis import RedisServer  # noqa: E402
 
-USERS, FOLLOWS_EACH, POSTS_EACH = 1000, 20, 10
-ZIPF_S = 1.1
+PLAN = Plan(users=int(os.environ.get("BENCH_USERS", "100000")), posts_each=10, follows_each=20,
+            shards=2, zipf_s=1.1)
 WRITE_SHARE = 0.02
-WARMUP = int(os.environ.get("BENCH_WARMUP", "5000"))
+WARMUP = int(os.environ.get("BENCH_WARMUP", "10000"))
 MEASURED = int(os.environ.get("BENCH_MEASURED", "1000"))
+STAGES = [s for s in os.environ.get("BENCH_STAGES", "2,3,4,5").split(",") if s]
+DATA_DIR = os.environ.get("BENCH_DATA_DIR")
 CLIENT_THREADS = 4
-PASSWORD = "bench-password"
+ROUND = 100  # operations a stage takes in turn (interleaved_phase)
+SECRET = "bench-secret-key-0123456789"
 
 
-class Zipf:
-    def __init__(self, n: int, s: float, rng: random.Random):
-        self.cumulative = list(accumulate(1 / k**s for k in range(1, n + 1)))
-        self.rng = rng
-
-    def draw(self) -> int:  # 0-based rank
-        return bisect(self.cumulative, self.rng.random() * self.cumulative[-1])
-
-
-def seed(url: str) -> list[str]:
-    rng = random.Random(42)
-    names = [f"user{i:04d}" for i in range(USERS)]  # index = popularity rank
-    password_hash = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
-    popularity = Zipf(USERS, ZIPF_S, rng)
-    with psycopg.connect(url) as conn:
-        ids = [conn.execute("INSERT INTO users (id, username, password_hash)"
-                            " VALUES (chirp_next_id(%s), %s, %s) RETURNING id",
-                            (bucket_for_username(n), n, password_hash)).fetchone()[0]
-               for n in names]
-        follows = set()
-        for i in range(USERS):
-            followees = set()
-            while len(followees) < FOLLOWS_EACH:
-                j = popularity.draw()
-                if j != i:
-                    followees.add(j)
-            follows.update((ids[i], ids[j]) for j in followees)
-        with conn.cursor() as cur:
-            cur.executemany("INSERT INTO follows (follower_id, followee_id) VALUES (%s, %s)",
-                            sorted(follows))
-            posts = [(ids[i], bucket_for_username(names[i]), f"post {p} by {names[i]}")
-                     for p in range(POSTS_EACH) for i in range(USERS)]
-            cur.executemany("INSERT INTO posts (id, author_id, body)"
-                            " VALUES (chirp_next_id(%s), %s, %s)",
-                            [(b, a, body) for a, b, body in posts])
-    return names
-
-
-def db_reads(base: str) -> dict[str, float]:
+# --- the app's counters ---------------------------------------------------------------------------
+def counters(base: str) -> dict[tuple[str, str], float]:
+    """(metric, route or client) -> value, for DB read queries and Redis round trips."""
     text = requests.get(base + "/metrics", timeout=10).text
     found = {}
-    for route, value in re.findall(
-            r'^chirp_db_queries_total\{kind="read",route="([^"]+)"\} ([0-9.e+]+)$', text, re.M):
-        found[route] = float(value)
+    for name, labels, value in re.findall(r"^(\w+)\{([^}]*)\} (\S+)$", text, re.M):
+        tags = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if name == "chirp_db_queries_total" and tags.get("kind") == "read":
+            found[("db", tags["route"])] = float(value)
+        elif name == "chirp_redis_round_trips_total":
+            found[("redis", tags["client"])] = float(value)
     return found
 
 
 def delta(after: dict, before: dict) -> dict:
-    return {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    return {k: after[k] - before.get(k, 0) for k in after}
 
 
-class Load:
-    """Logged-in HTTP sessions per user and client thread; Zipf-drawn operations."""
-
-    def __init__(self, base: str, names: list[str]):
-        self.base, self.names = base, names
-        self.sessions = [dict() for _ in range(CLIENT_THREADS)]
-
-    def login_all(self) -> None:
-        def work(t):
-            for i, name in enumerate(self.names):
-                if i % CLIENT_THREADS == t:
-                    for sessions in self.sessions:
-                        s = requests.Session()
-                        # gunicorn closes idle keep-alive connections: retry a request that met a
-                        # connection closed under it (before any response).
-                        s.mount("http://", HTTPAdapter(max_retries=Retry(
-                            total=3, connect=3, read=2, status=0, allowed_methods=None,
-                            backoff_factor=0.01)))
-                        r = s.post(self.base + "/api/login",
-                                   json={"username": name, "password": PASSWORD}, timeout=30)
-                        r.raise_for_status()
-                        sessions[name] = s
-        self._parallel(work)
-
-    def _parallel(self, work) -> None:
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(CLIENT_THREADS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
-    def run(self, reads: int, seed: int) -> tuple[int, float]:
-        """`reads` timeline reads (+2 % writes) over all threads; (reads done, seconds)."""
-        errors = []
-
-        def work(t):
-            try:
-                steps(t)
-            except Exception as error:  # a dead thread must not pass for a finished one
-                errors.append(repr(error))
-
-        def steps(t):
-            rng = random.Random(seed * 100 + t)
-            zipf = Zipf(len(self.names), ZIPF_S, rng)
-            sessions = self.sessions[t]
-            for n in range(reads // CLIENT_THREADS):
-                if rng.random() < WRITE_SHARE:
-                    author = self.names[zipf.draw()]
-                    r = sessions[author].post(self.base + "/api/posts",
-                                              json={"body": f"bench {seed}-{t}-{n}"}, timeout=30)
-                    if r.status_code != 201:
-                        errors.append(r.status_code)
-                reader = self.names[zipf.draw()]
-                r = sessions[reader].get(self.base + "/api/timeline", timeout=30)
-                if r.status_code != 200:
-                    errors.append(r.status_code)
-
-        started = time.perf_counter()
-        self._parallel(work)
-        elapsed = time.perf_counter() - started
-        if errors:
-            raise RuntimeError(f"{len(errors)} failed requests: {errors[:5]}")
-        return reads // CLIENT_THREADS * CLIENT_THREADS, elapsed
+# --- processes ------------------------------------------------------------------------------------
+def spawn_chirp(args: list[str], env: dict, log_path: str):
+    full = dict(os.environ, **env, CHIRP_SECRET_KEY=SECRET)
+    return processes.spawn([sys.executable, "-m", "chirp.cli", *args], log_path, env=full)
 
 
 def start_web(env: dict, log_dir: str, name: str):
     port = processes.free_port()
-    full = dict(os.environ, **env, PORT=str(port), POD_NAME=f"bench-{name}",
-                CHIRP_SECRET_KEY="bench-secret-key-0123456789")
-    proc = processes.spawn([sys.executable, "-m", "chirp.cli", "web"],
-                           os.path.join(log_dir, f"{name}.log"), env=full)
+    proc = spawn_chirp(["web"], dict(env, PORT=str(port), POD_NAME=f"bench-{name}"),
+                       os.path.join(log_dir, f"{name}.log"))
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         try:
             if requests.get(base + "/readyz", timeout=5).status_code == 200:
@@ -184,75 +103,167 @@ def start_web(env: dict, log_dir: str, name: str):
         time.sleep(0.2)
 
 
-def measure_stage(name: str, env: dict, names, log_dir, warmup: int) -> dict:
-    proc, base = start_web(env, log_dir, name)
+def start_worker(env: dict, log_dir: str):
+    log_path = os.path.join(log_dir, "worker.log")
+    proc = spawn_chirp(["worker", "--concurrency", "2"], env, log_path)
+    deadline = time.monotonic() + 120
+    while "ready." not in Path(log_path).read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"chirp worker did not start; see {log_path}")
+        time.sleep(0.2)
+    return proc
+
+
+# --- stages measured side by side ---------------------------------------------------------------
+def summarize(result, used: dict) -> dict:
+    latencies = sorted(result.latencies_ms)
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+
+    db = {route: v for (kind, route), v in used.items() if kind == "db"}
+    return {"rps": result.reads / result.seconds, "p50": pct(0.50), "p95": pct(0.95),
+            "p99": pct(0.99), "db": sum(db.values()) / result.reads, "routes": db,
+            "redis": sum(v for (kind, _), v in used.items() if kind == "redis") / result.reads,
+            "hit": result.cache.get("hit", 0) / result.reads, "sources": result.sources}
+
+
+def interleaved_phase(running: dict, plans, tag: str) -> dict:
+    """The same operations at each running stage, in rounds of ROUND operations taken by each
+    stage in turn: load from other work on the machine falls on every stage alike."""
+    for client, _ in running.values():
+        client.log_in_for(plans)  # not part of what is measured
+    before = {stage: counters(base) for stage, (_, base) in running.items()}
+    totals = {stage: PhaseResult(0.0) for stage in running}
+    per_thread = ROUND // CLIENT_THREADS
+    for start in range(0, len(plans[0]), per_thread):
+        chunk = [plan[start:start + per_thread] for plan in plans]
+        for stage, (client, _) in running.items():
+            totals[stage].add(client.run(chunk, f"s{stage}-{tag}-{start}"))
+    results = {}
+    for stage, (_, base) in running.items():
+        if totals[stage].errors:
+            print(f"    stage {stage} {tag}: {len(totals[stage].errors)} failed requests:"
+                  f" {totals[stage].errors[:5]}")
+        results[stage] = summarize(totals[stage], delta(counters(base), before[stage]))
+    return results
+
+
+def measure_group(stages: list[str], envs: dict, log_dir: str, redis_server, ops) -> dict:
+    """Cold, then (after the caches' warm-up) warm figures of stages run side by side."""
+    procs, running = [], {}
     try:
-        load = Load(base, names)
-        load.login_all()
-        cold_before = db_reads(base)
-        load.run(MEASURED, seed=1)  # the first MEASURED reads, from a cold cache
-        cold = delta(db_reads(base), cold_before)
-        load.run(max(warmup - MEASURED, 0), seed=2)
-        before = db_reads(base)
-        reads, seconds = load.run(MEASURED, seed=3)
-        warm = delta(db_reads(base), before)
-        return {"reads": reads, "seconds": seconds, "per_1000": sum(warm.values()) * 1000 / reads,
-                "cold_per_1000": sum(cold.values()) * 1000 / MEASURED, "routes": warm}
+        for stage in stages:
+            if "CHIRP_REDIS_URL" in envs[stage]:  # a cold cache, no old sessions
+                redis.Redis.from_url(envs[stage]["CHIRP_REDIS_URL"]).flushdb()
+            if stage == "5":
+                procs.append(start_worker(envs[stage], log_dir))
+            proc, base = start_web(envs[stage], log_dir, f"stage{stage}")
+            procs.append(proc)
+            running[stage] = (Client(base, CLIENT_THREADS), base)
+        cold = interleaved_phase(running, ops["cold"], "cold")
+        # Every stage takes the warm-up (not reported): the same posts land in every copy.
+        interleaved_phase(running, ops["warmup"], "warmup")
+        warm = interleaved_phase(running, ops["warm"], "warm")
+        return {stage: {"cold": cold[stage], "warm": warm[stage]} for stage in stages}
     finally:
-        processes.stop(proc)
+        for proc in reversed(procs):
+            processes.stop(proc)
+
+
+def stage_envs(cluster, redis_server, copies: dict[str, list[str]]) -> dict[str, dict]:
+    def urls(stage: str, server=None) -> str:
+        return ",".join((server or cluster.primary).url(name) for name in copies.get(stage, []))
+
+    return {
+        "2": {"CHIRP_STAGE": "2", "CHIRP_DATABASE_URL": urls("2")},
+        "3": {"CHIRP_STAGE": "3", "CHIRP_DATABASE_URL": urls("3"),
+              "CHIRP_REPLICA_URLS": ",".join(urls("3", r) for r in cluster.replicas)},
+        "4": {"CHIRP_STAGE": "4", "CHIRP_DATABASE_URL": urls("4"),
+              "CHIRP_REPLICA_URLS": ",".join(urls("4", r) for r in cluster.replicas),
+              "CHIRP_REDIS_URL": redis_server.url(0)},
+        "5": {"CHIRP_STAGE": "5", "CHIRP_SHARD_URLS": urls("5"),
+              "CHIRP_SHARD_REPLICA_URLS": ",".join(
+                  cluster.replicas[k % 2].url(name) for k, name in enumerate(copies.get("5", []))),
+              "CHIRP_BROKER_URL": redis_server.url(1), "CHIRP_REDIS_URL": redis_server.url(2)},
+    }
+
+
+# --- report ---------------------------------------------------------------------------------------
+def row(stage: str, name: str, r: dict) -> str:
+    sources = ", ".join(f"{k} {v}" for k, v in sorted(r["sources"].items(), key=lambda kv: -kv[1])
+                        if k != "-")
+    return (f"  {stage:>5} {name:<4} {r['rps']:7.0f} {r['p50']:7.2f} {r['p95']:7.2f}"
+            f" {r['p99']:7.2f} {r['db']:8.3f} {r['redis']:8.2f} {r['hit']:6.1%}  {sources}")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def report(results: dict) -> None:
+    print()
+    print(f"Chirp stage figures: {PLAN.users} users, {PLAN.users * PLAN.posts_each} posts,"
+          f" {PLAN.follows_each} Zipf({PLAN.zipf_s}) follows each; Zipf readers, 2 % posts;"
+          f" {CLIENT_THREADS} client threads; cold = first {MEASURED} ops, warm = {MEASURED} ops"
+          f" after {WARMUP} more")
+    print("  stage phase   req/s p50(ms) p95(ms) p99(ms) DBreads/r Redis/r   hit   timelines built")
+    for stage, r in results.items():
+        for name in ("cold", "warm"):
+            print(row(stage, name, r[name]))
+    if "3" in results:
+        routes = results["3"]["warm"]["routes"]
+        share = sum(v for k, v in routes.items() if k.startswith("replica")) / max(
+            sum(routes.values()), 1)
+        print(f"  stage 3 reads served by replicas: {share:.1%}"
+              f" (goal >= 80%: {verdict(share >= 0.8)})")
+    if "2" in results and "4" in results:
+        two, four = results["2"], results["4"]
+        w2, w4 = two["warm"], four["warm"]
+        checks = [
+            ("warm p50", w4["p50"] / w2["p50"], "<= 70%", w4["p50"] <= 0.7 * w2["p50"]),
+            ("warm p95", w4["p95"] / w2["p95"], "<= 70%", w4["p95"] <= 0.7 * w2["p95"]),
+            ("warm req/s", w4["rps"] / w2["rps"], ">= 130%", w4["rps"] >= 1.3 * w2["rps"]),
+            ("warm DB reads", w4["db"] / w2["db"], "<= 20%", w4["db"] <= 0.2 * w2["db"]),
+            ("cold p50", four["cold"]["p50"] / two["cold"]["p50"], "<= 120%",
+             four["cold"]["p50"] <= 1.2 * two["cold"]["p50"]),
+            ("cold req/s", four["cold"]["rps"] / two["cold"]["rps"], ">= 83%",
+             four["cold"]["rps"] >= two["cold"]["rps"] / 1.2),
+        ]
+        print("  stage 4 against stage 2:")
+        for name, ratio, goal, ok in checks:
+            print(f"    {name:<14} {ratio:7.1%} of stage 2 (goal {goal}: {verdict(ok)})")
 
 
 def main() -> None:
     log_dir = tempfile.mkdtemp(prefix="chirp-bench-")
-    print(f"starting Postgres (primary + 2 replicas) and Redis; logs in {log_dir}", flush=True)
-    with PostgresCluster.start(replicas=2) as cluster:
-        redis_server = RedisServer.start_new()
-        try:
-            db = cluster.create_database("chirp_bench")
-            migrate(cluster.primary.url(db))
-            t0 = time.perf_counter()
-            names = seed(cluster.primary.url(db))
-            cluster.wait_replicated()
-            print(f"seeded {USERS} users, {USERS * FOLLOWS_EACH} follows, {USERS * POSTS_EACH}"
-                  f" posts in {time.perf_counter() - t0:.1f}s; warm-up {WARMUP} reads,"
-                  f" measured {MEASURED}", flush=True)
-            primary = cluster.primary.url(db)
-            replicas = ",".join(r.url(db) for r in cluster.replicas)
-            stages = {
-                "2": {"CHIRP_STAGE": "2", "CHIRP_DATABASE_URL": primary},
-                "3": {"CHIRP_STAGE": "3", "CHIRP_DATABASE_URL": primary,
-                      "CHIRP_REPLICA_URLS": replicas},
-                "4": {"CHIRP_STAGE": "4", "CHIRP_DATABASE_URL": primary,
-                      "CHIRP_REPLICA_URLS": replicas, "CHIRP_REDIS_URL": redis_server.url(0)},
-            }
-            results = {}
-            for stage, env in stages.items():
-                # Only the cache has a state to warm: stages 2 and 3 measure right away.
-                warmup = WARMUP if stage == "4" else MEASURED
-                results[stage] = measure_stage(f"stage{stage}", env, names, log_dir, warmup)
-                r = results[stage]
-                print(f"  stage {stage}: {r['per_1000']:.0f} DB reads / 1000 timeline reads"
-                      f" (cold cache: {r['cold_per_1000']:.0f}),"
-                      f" {r['reads'] / r['seconds']:.0f} req/s,"
-                      f" routes {({k: int(v) for k, v in r['routes'].items() if v})}", flush=True)
-        finally:
-            redis_server.stop()
-
-    two, three, four = results["2"], results["3"], results["4"]
-    ratio = four["per_1000"] / two["per_1000"]
-    replica_reads = sum(v for k, v in three["routes"].items() if k.startswith("replica"))
-    share = replica_reads / max(sum(three["routes"].values()), 1)
-    print()
-    print("Chirp stage figures (Zipf(1.1) readers, 2 % writes, warm cache after "
-          f"{WARMUP} operations)")
-    print(f"  DB read queries per 1000 timeline reads: stage 2 = {two['per_1000']:.0f},"
-          f" stage 4 = {four['per_1000']:.0f} -> {ratio:.1%} of stage 2"
-          f" (goal <= 20%: {'met' if ratio <= 0.20 else 'NOT met'});"
-          f" from a cold cache stage 4 = {four['cold_per_1000']:.0f}")
-    print(f"  reads served by replicas at stage 3: {share:.1%}"
-          f" (goal >= 80%: {'met' if share >= 0.80 else 'NOT met'})")
-    print(f"  timeline req/s ({CLIENT_THREADS} client threads, same machine): stage 2 ="
-          f" {two['reads'] / two['seconds']:.0f}, stage 4 = {four['reads'] / four['seconds']:.0f}")
+    print(f"Postgres (primary + 2 replicas) and Redis; logs in {log_dir}", flush=True)
+    started = time.perf_counter()
+    cluster, seeded = open_cluster(PLAN, DATA_DIR)
+    print(f"{'seeded' if seeded else 'reused the data in ' + str(DATA_DIR) + ':'} {PLAN.users}"
+          f" users, {PLAN.users * PLAN.posts_each} posts in {time.perf_counter() - started:.0f}s",
+          flush=True)
+    redis_server = RedisServer.start_new()
+    ops = {tag: draw_ops(PLAN.users, count, CLIENT_THREADS, seed, PLAN.zipf_s, WRITE_SHARE)
+           for tag, count, seed in (("cold", MEASURED, 1), ("warmup", WARMUP, 2),
+                                    ("warm", MEASURED, 3))}
+    results = {}
+    try:
+        copies = working_copies(cluster, PLAN, STAGES)
+        envs = stage_envs(cluster, redis_server, copies)
+        # Stage 5's fan-out worker would load the machine while the others are measured: alone.
+        groups = [[s for s in STAGES if s != "5"], [s for s in STAGES if s == "5"]]
+        for group in filter(None, groups):
+            measured = measure_group(group, envs, log_dir, redis_server, ops)
+            for stage in group:
+                for name in ("cold", "warm"):
+                    print(row(stage, name, measured[stage][name]), flush=True)
+            results.update(measured)
+        drop_copies(cluster, copies)
+    finally:
+        redis_server.stop()
+        close_cluster(cluster, keep=bool(DATA_DIR))
+    report(results)
 
 
 if __name__ == "__main__":

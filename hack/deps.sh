@@ -9,9 +9,10 @@ if ! command -v dpkg-query >/dev/null; then
 fi
 # postgresql + redis-server: real services for the services tier (started by the test fixtures,
 # never as system services); openssl: control-plane certificates; debootstrap: offline base image;
-# nginx + shellcheck: the unit tier checks the rendered nginx config (`nginx -t`) and start scripts.
+# nginx + shellcheck: the unit tier checks the rendered nginx config (`nginx -t`) and start scripts;
+# chromium + chromium-driver: the e2e tier looks at the architecture page in a real browser.
 apt_install postgresql redis-server openssl debootstrap python3-venv ca-certificates curl iproute2 procps \
-  nginx shellcheck
+  nginx shellcheck chromium chromium-driver
 # Debian starts the packaged services on install; the tests run their own instances instead.
 for svc in postgresql redis-server nginx; do
   if command -v service >/dev/null && service "$svc" status >/dev/null 2>&1; then

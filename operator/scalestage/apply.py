@@ -34,6 +34,10 @@ SCALESTAGE = "ScaleStage"
 KINDS: dict[str, str] = {
     "Secret": "v1",
     "ConfigMap": "v1",
+    # the architecture page's read-only access (specs/access.py), before the pods that use it
+    "ServiceAccount": "v1",
+    "Role": "rbac.authorization.k8s.io/v1",
+    "RoleBinding": "rbac.authorization.k8s.io/v1",
     "Service": "v1",
     "StatefulSet": "apps/v1",
     "Deployment": "apps/v1",

@@ -29,24 +29,52 @@ class Stage:
     session_backend: str  # `process` or `redis` (docs/contracts.md)
     sticky_sessions: bool  # ClientIP affinity while sessions live in the web process
     spofs: tuple[str, ...]  # single points of failure the status lists ({shard}: one per shard)
+    # What the architecture page says (one source: the architecture document carries it).
+    breaks: str = ""  # what fails or hurts first at this stage
+    next_fixes: str = ""  # what the next stage changes about it
 
 
 STAGES: dict[int, Stage] = {
     s.number: s
     for s in (
         # the fields of Stage in order: number, name, data layout, web replicas, read replicas,
-        # shards, redis, workers, edge, session backend, sticky sessions, SPOFs
-        Stage(1, "monolith", MONOLITH, 1, 0, 0, False, 0, False, "process", False, ("monolith",)),
+        # shards, redis, workers, edge, session backend, sticky sessions, SPOFs; then what the
+        # architecture page says breaks at the stage and what the next stage fixes
+        Stage(1, "monolith", MONOLITH, 1, 0, 0, False, 0, False, "process", False, ("monolith",),
+              breaks="One pod runs the app and its database: a restart or a crash is a full "
+                     "outage, the sessions in the process go with it, and both programs share "
+                     "one pod's CPU and memory.",
+              next_fixes="Stage 2 moves Postgres into its own StatefulSet, so the web tier "
+                         "restarts and scales without touching the data."),
         Stage(2, "separate-db", SINGLE_PRIMARY, 1, 0, 0, False, 0, False, "process", True,
-              ("web", "db-primary")),
+              ("web", "db-primary"),
+              breaks="One web pod: its crash or rollout is an outage and logs everyone out; one "
+                     "primary takes every read and every write.",
+              next_fixes="Stage 3 runs three web pods behind a Service and adds two streaming "
+                         "replicas that take the reads."),
         Stage(3, "load-balanced", SINGLE_PRIMARY, 3, 2, 0, False, 0, False, "process", True,
-              ("db-primary",)),
+              ("db-primary",),
+              breaks="Sessions live in each web process, so clients are pinned to one pod "
+                     "(ClientIP) and lose their login when it goes; every read still reaches "
+                     "Postgres, every write the one primary.",
+              next_fixes="Stage 4 adds Redis: a cache in front of the reads and server-side "
+                         "sessions, so any web pod serves any user and the pinning goes."),
         Stage(4, "cached", SINGLE_PRIMARY, 3, 2, 0, True, 0, False, "redis", False,
-              ("db-primary", "redis")),
+              ("db-primary", "redis"),
+              breaks="Every write still goes to one primary, the ceiling for writes and a single "
+                     "point of failure; Redis is a new one (sessions, cache); timelines are "
+                     "built at read time.",
+              next_fixes="Stage 5 splits users over several primaries (shards), fans posts out to "
+                         "timelines with Celery workers and puts an nginx edge in front."),
         # Stage 5: no single component stops public reads; each shard's primary still takes its
         # users' writes, and Redis holds every session and the workers' task queue.
         Stage(5, "sharded", SHARDED, 3, 1, 2, True, 2, True, "redis", False,
-              ("{shard}-primary", "redis")),
+              ("{shard}-primary", "redis"),
+              breaks="Each shard's primary is still the only writer for its users, and Redis "
+                     "holds every session and the workers' queue; a new shard count means an "
+                     "online data move.",
+              next_fixes="The last stage here: next would come primary failover (a replica "
+                         "promoted), a replicated Redis, and more shards."),
     )
 }
 

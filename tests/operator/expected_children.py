@@ -30,7 +30,10 @@ SPOFS: dict[int, list[str]] = {
 }
 
 # Everything else, as `Kind/name`.
-_COMMON = {"Secret/chirp-credentials", "ConfigMap/chirp-architecture", "Service/chirp"}
+_COMMON = {"Secret/chirp-credentials", "ConfigMap/chirp-architecture", "Service/chirp",
+           # the architecture page's read-only access to pods (web pods and the monolith)
+           "ServiceAccount/chirp-architecture-reader", "Role/chirp-architecture-reader",
+           "RoleBinding/chirp-architecture-reader"}
 _ONE_PRIMARY = _COMMON | {"Service/chirp-db-rw", "Service/chirp-web"}
 _REPLICAS = _ONE_PRIMARY | {"Service/chirp-db-ro", "PodDisruptionBudget/chirp-web",
                             "PodDisruptionBudget/chirp-db-replica"}

@@ -83,6 +83,8 @@ def test_admission_accepts_every_pod_of_every_stage(api, restricted_namespace, s
     built = specs.build_all(stages.resolve({"stage": stage}), Names(INSTANCE), CREDENTIALS)
     pods = dict(pods_of(built))
     assert len(pods) == len(WORKLOADS[stage])  # every workload of the stage, none missed
+    for account in (m for m in built if m["kind"] == "ServiceAccount"):  # applied before pods
+        core.create_namespaced_service_account(restricted_namespace, account)
     refused = {name: why for name, pod in pods.items()
                if (why := dry_run_refusal(core, restricted_namespace, pod))}
     assert not refused, refused

@@ -1,21 +1,40 @@
 """The app under abuse (docs/security.md): CSRF tokens on HTML forms, the JSON API only taking
 JSON, rate-limited logins and sign-ups (in the process, or in Redis shared by every web pod),
-session cookies HttpOnly + SameSite, scrypt password hashes, hostile JSON. Body size limits on a
-real gunicorn: test_openapi_fuzz.py."""
+session cookies HttpOnly + SameSite, scrypt password hashes, hostile JSON, the client's address
+behind the stage-5 edge (a real nginx with the operator's config in front of a real gunicorn).
+Body size limits on a real gunicorn: test_openapi_fuzz.py."""
 
+import http.client
+import json
 import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 import redis
 
-from chirp.web.security import LIMITS_KEY_PREFIX
+from chirp.config import Config
+from chirp.db.migrate import migrate
+from chirp.web.security import LIMITS_KEY_PREFIX, proxies_in_front
+from scalestage import stages
+from scalestage.names import Names
+from scalestage.specs import architecture
+from scalestage.specs.common import render
+from tests.fixtures import processes
+from tests.polling import wait_until
 from tests.services.conftest import (
+    SECRET,
+    ChirpProcess,
     config_for,
     rows,
     signup,
     stage_env,
     unique_name,
+    wait_http,
 )
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -206,3 +225,126 @@ def test_a_lone_surrogate_in_a_password_is_a_400(app):
         content_type="application/json")
     assert response.status_code == 400
     assert "password is not valid Unicode text" in response.get_json()["error"]
+
+
+# --- the client's address behind the edge -----------------------------------------------------
+def architecture_at(stage: int) -> dict:
+    """The architecture document the operator writes for a default ScaleStage at this stage."""
+    return architecture.document(stages.resolve({"stage": stage}), Names("chirp"))
+
+
+def test_the_app_trusts_as_many_proxies_as_the_request_path_has():
+    def hops(**config):
+        return proxies_in_front(Config(stage=5, secret_key=SECRET, **config))
+
+    assert [hops(architecture=architecture_at(n)) for n in stages.STAGES] == [0, 0, 0, 0, 1]
+    assert hops() == 0  # no document (local runs): the TCP peer
+    assert hops(architecture=architecture_at(5), proxies_in_front=2) == 2  # said outright
+    looping = {"flows": [{"from": "client", "to": "edge"}, {"from": "edge", "to": "edge"}]}
+    assert hops(architecture=looping) == 0  # no path to the app: trust nothing
+    assert hops(architecture={"flows": "client -> edge -> web"}) == 0
+
+
+def login_from(port: int, username: str, forwarded_for: str, source: str = "127.0.0.1"):
+    """A failing login (wrong password) sent from a chosen loopback address, with a spoofed
+    X-Forwarded-For; (status, JSON body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    try:
+        conn.request("POST", "/api/login",
+                     body=json.dumps({"username": username, "password": "spraying1"}),
+                     headers={"Content-Type": "application/json",
+                              "X-Forwarded-For": forwarded_for})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def start_web(env: dict, log_dir: Path) -> tuple[ChirpProcess, int]:
+    port = processes.free_port()
+    web = ChirpProcess(["web"], {**env, "PORT": str(port),
+                                 "CHIRP_LOGIN_LIMIT_PER_IP": "3/minute",
+                                 "CHIRP_LOGIN_LIMIT_PER_USERNAME": "1000/minute",
+                                 "CHIRP_SIGNUP_LIMIT_PER_IP": "1000/minute"},
+                       str(log_dir / "web.log"))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc=web)
+    except BaseException:
+        web.stop()
+        raise
+    return web, port
+
+
+@pytest.fixture
+def edge_in_front_of_stage_5(postgres_cluster, redis_server, redis_url, tmp_path):
+    """`chirp web` (gunicorn) at stage 5 with the operator's stage-5 architecture document, and
+    nginx in front of it with the edge's config (specs/edge.py's template; only its /tmp paths
+    moved to a folder of its own). Yields the edge's port."""
+    names = [postgres_cluster.create_database() for _ in range(2)]
+    edge_dir = Path(tempfile.mkdtemp(prefix="chirp-edge-"))
+    web = edge = None
+    try:
+        for name in names:
+            migrate(postgres_cluster.primary.url(name))
+        env = stage_env(5, shards=[postgres_cluster.primary.url(n) for n in names],
+                        redis_url=redis_url, broker_url=redis_server.url(1),
+                        CHIRP_ARCHITECTURE=json.dumps(architecture_at(5)))
+        web, web_port = start_web(env, tmp_path)
+        edge_port = processes.free_port()
+        conf = render("nginx.conf", UPSTREAM="127.0.0.1", UPSTREAM_PORT=web_port, PORT=edge_port)
+        (edge_dir / "nginx.conf").write_text(conf.replace("/tmp/", f"{edge_dir}/"))
+        log = edge_dir / "edge.log"  # nginx reopens /dev/stdout: the file must be its own
+        log.touch()
+        account = processes.service_account("www-data")
+        processes.give_to(str(edge_dir), account)
+        edge = processes.spawn([NGINX, "-e", "stderr", "-c", str(edge_dir / "nginx.conf"),
+                                "-g", "daemon off;"], str(log), account)
+
+        def edge_answers():
+            if edge.poll() is not None:
+                raise RuntimeError(f"nginx exited:\n{log.read_text()[-2000:]}")
+            conn = http.client.HTTPConnection("127.0.0.1", edge_port, timeout=5)
+            try:
+                conn.request("GET", "/edge-healthz")
+                return conn.getresponse().status == 200
+            finally:
+                conn.close()
+
+        wait_until(edge_answers, what="the edge answering", tolerate=(OSError,))
+        yield edge_port
+    finally:
+        if edge is not None:
+            processes.stop(edge)
+        if web is not None:
+            web.stop()
+        shutil.rmtree(edge_dir, ignore_errors=True)
+        for name in names:
+            postgres_cluster.drop_database(name)
+
+
+def test_behind_the_edge_a_spoofed_forwarded_for_does_not_escape_the_address_limit(
+        edge_in_front_of_stage_5):
+    edge = edge_in_front_of_stage_5
+    # One client, a new made-up address in X-Forwarded-For on every try: nginx appends the
+    # address it saw, and the app trusts that one entry only.
+    for i in range(3):
+        status, _ = login_from(edge, unique_name(), forwarded_for=f"203.0.113.{i}")
+        assert status == 401
+    status, body = login_from(edge, unique_name(), forwarded_for="198.51.100.9")
+    assert status == 429 and "from this address" in body["error"]
+    # Another client behind the same edge has its own count: the limit is the client's, not the
+    # edge's (before ProxyFix every client of an edge shared one).
+    status, _ = login_from(edge, unique_name(), forwarded_for="127.0.0.1", source="127.0.0.2")
+    assert status == 401
+
+
+def test_without_a_proxy_in_front_forwarded_for_is_ignored(migrated_db, tmp_path):
+    web, port = start_web(stage_env(2, database=migrated_db.primary_url), tmp_path)
+    try:
+        for i in range(3):
+            status, _ = login_from(port, unique_name(), forwarded_for=f"203.0.113.{i}")
+            assert status == 401
+        status, body = login_from(port, unique_name(), forwarded_for="198.51.100.9")
+        assert status == 429 and "from this address" in body["error"]
+    finally:
+        web.stop()

@@ -5,7 +5,10 @@ import threading
 
 import pytest
 
-from chirp.metrics import db_query_count
+from chirp import reads
+from chirp.metrics import REDIS_ROUND_TRIPS, db_query_count
+from chirp.trace import traced
+from tests.fixtures import processes
 from tests.polling import wait_until
 from tests.services.conftest import (
     bodies,
@@ -147,3 +150,106 @@ def test_redis_killed_mid_test_the_app_serves_from_the_database(migrated_db, own
     assert login.status_code == 200
     assert bodies(client.get("/api/timeline")) == ["survives redis"]
     assert client.get("/api/timeline").headers["X-Chirp-Cache"] == "hit"
+
+
+# --- the cached home page (a checked entry) ---------------------------------------------------
+def cache_round_trips() -> float:
+    return sum(sample.value for metric in REDIS_ROUND_TRIPS.collect()
+               for sample in metric.samples
+               if sample.name.endswith("_total") and sample.labels["client"] == "cache")
+
+
+def test_a_cached_timeline_page_costs_one_round_trip_and_no_query(app):
+    reader, author = app.test_client(), app.test_client()
+    signup(reader)
+    author_name = signup(author)
+    follow(reader, author_name)
+    post(author, "hello")
+    first = reader.get("/api/timeline")
+    assert first.headers["X-Chirp-Timeline"] == "database (cached per-author lists)"
+    queries, trips = db_query_count(), cache_round_trips()
+    second = reader.get("/api/timeline")
+    assert second.headers["X-Chirp-Timeline"] == "database (cached page)"
+    assert second.headers["X-Chirp-Cache"] == "hit" and second.headers["X-Chirp-DB"] == "none"
+    assert (db_query_count() - queries, cache_round_trips() - trips) == (0, 1)
+    assert second.get_json() == first.get_json()
+
+
+def test_a_followee_post_repairs_the_cached_page_from_that_author_alone(app):
+    reader, quiet, chatty = app.test_client(), app.test_client(), app.test_client()
+    signup(reader)
+    for client, body in ((quiet, "quiet one"), (chatty, "chatty one")):
+        follow(reader, signup(client))
+        post(client, body)
+    assert bodies(reader.get("/api/timeline")) == ["chatty one", "quiet one"]
+    post(chatty, "chatty two")
+    queries = db_query_count()
+    repaired = reader.get("/api/timeline")
+    assert repaired.headers["X-Chirp-Timeline"] == "database (cached page, repaired)"
+    assert bodies(repaired) == ["chatty two", "chatty one", "quiet one"]
+    assert db_query_count() - queries == 1  # the chatty author's list, nobody else's
+    assert reader.get("/api/timeline").headers["X-Chirp-Timeline"] == "database (cached page)"
+
+
+def test_a_page_deeper_than_the_cached_lists_is_cached_from_the_database(migrated_db, redis_url,
+                                                                         make_app):
+    env = stage_env(4, database=migrated_db.primary_url, redis_url=redis_url)
+    app = make_app(config_for(env, recent_posts_per_author=2, **TUNED))
+    reader, author = app.test_client(), app.test_client()
+    signup(reader)
+    follow(reader, signup(author))
+    for n in range(4):
+        post(author, f"post {n}")
+    first = reader.get("/api/timeline?limit=3")
+    assert first.headers["X-Chirp-Timeline"] == "database (database page, cached)"
+    assert bodies(first) == ["post 3", "post 2", "post 1"]
+    again = reader.get("/api/timeline?limit=3")
+    assert again.headers["X-Chirp-Timeline"] == "database (cached page)"
+    post(author, "post 4")  # the author's list (2 posts) cannot repair a page of 3: rebuilt
+    assert bodies(reader.get("/api/timeline?limit=3")) == ["post 4", "post 3", "post 2"]
+
+
+def test_timeline_stampede_on_a_cold_page_reaches_the_database_once_per_part(migrated_db,
+                                                                              redis_url, make_app):
+    env = stage_env(4, database=migrated_db.primary_url, redis_url=redis_url)
+    app = make_app(config_for(env, stampede_wait_seconds=15.0, **TUNED))
+    reader, author = app.test_client(), app.test_client()
+    signup(reader)
+    follow(reader, signup(author))
+    post(author, "everyone reads this")
+    cookie = reader.get_cookie("chirp_session").value
+    threads_n = 12
+    barrier = threading.Barrier(threads_n)
+    pages = []
+
+    def read():  # the same user in many tabs, nothing of their timeline cached yet
+        client = app.test_client()
+        client.set_cookie("chirp_session", cookie)
+        barrier.wait()
+        pages.append(bodies(client.get("/api/timeline")))
+
+    before = db_query_count()
+    threads = [threading.Thread(target=read) for _ in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert pages == [["everyone reads this"]] * threads_n
+    # whom they follow (1) + the authors' lists (1; 2 if two fillers split the keys between them)
+    assert db_query_count() - before <= 3, db_query_count() - before
+
+
+def test_redis_unreachable_the_timeline_comes_from_the_database(migrated_db, make_app):
+    writer_app = make_app(config_for(stage_env(2, database=migrated_db.primary_url)))
+    reader, author = writer_app.test_client(), writer_app.test_client()
+    signup(reader)
+    follow(reader, signup(author))
+    post(author, "no cache needed")
+    reader_id = reader.get("/api/me").get_json()["user"]["id"]
+    nobody_listens = f"redis://127.0.0.1:{processes.free_port()}/0"
+    app = make_app(config_for(stage_env(4, database=migrated_db.primary_url,
+                                        redis_url=nobody_listens)))
+    with traced() as trace:
+        page = reads.home_timeline(app.extensions["chirp"], int(reader_id), None, 20)
+    assert [p["body"] for p in page] == ["no cache needed"]
+    assert trace.cache_results == ["down"] and trace.timeline_source == "database"

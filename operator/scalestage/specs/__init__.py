@@ -10,10 +10,22 @@ from collections.abc import Mapping
 
 from ..names import Names
 from ..stages import MONOLITH, Plan
-from . import architecture, edge, frontdoor, monolith, pdb, postgres, redis, secrets, web, workers
+from . import (
+    access,
+    architecture,
+    edge,
+    frontdoor,
+    monolith,
+    pdb,
+    postgres,
+    redis,
+    secrets,
+    web,
+    workers,
+)
 from .common import Manifest
 
-BUILDERS = (architecture, monolith, postgres, redis, web, workers, edge, frontdoor, pdb)
+BUILDERS = (architecture, access, monolith, postgres, redis, web, workers, edge, frontdoor, pdb)
 
 
 def build_all(plan: Plan, names: Names, credentials: Mapping[str, str]) -> list[Manifest]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..names import HOLDS_DATA, Names
 from ..stages import MONOLITH, Plan
-from . import app, postgres
+from . import access, app, postgres
 from .common import Manifest, service, workload
 
 COMPONENT = "monolith"
@@ -40,6 +40,7 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
         "initContainers": [database, migrate],
         "containers": [web],
         "volumes": [postgres.socket_volume()],
+        **access.pod_fields(names),  # the architecture page reads pods live
     }
     return [
         # No pod-wide user: each container runs as its image's (run_as below). The volume is

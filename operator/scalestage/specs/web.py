@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..names import Names
 from ..stages import MONOLITH, Plan
-from . import app
+from . import access, app
 from .common import Manifest, service, spread, workload
 
 COMPONENT = "web"
@@ -30,10 +30,15 @@ def build(plan: Plan, names: Names) -> list[Manifest]:
         "initContainers": [app.container(plan, names, "migrate", live_architecture=True)],
         "containers": [app.container(plan, names, "web", live_architecture=True)],
         "volumes": [app.architecture_volume(names)],
+        **access.pod_fields(names),  # the architecture page reads pods live
     }
+    # A stage change rolls every web pod: all new pods start at once (maxSurge 100 %) and the old
+    # ones stay until they are Ready (maxUnavailable 0), so a step waits for one pod start, not
+    # three in a row.
     deployment = workload(
         "Deployment", names, COMPONENT, plan.web_replicas, pod, run_as=app.APP_UID,
-        strategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        strategy={"type": "RollingUpdate",
+                  "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "100%"}},
     )
     return [
         deployment,

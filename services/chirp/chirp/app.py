@@ -9,6 +9,7 @@ import time
 
 from flask import Flask, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from chirp.config import Config, load_config
 from chirp.db.pools import DatabaseUnavailable, WritesFenced
@@ -16,7 +17,7 @@ from chirp.errors import ChirpError
 from chirp.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from chirp.services import Services, build_services
 from chirp.trace import current_trace, end_trace, start_trace
-from chirp.web.security import install_security
+from chirp.web.security import install_security, proxies_in_front
 from chirp.web.sessions import install_sessions
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,10 @@ def create_app(config: Config | None = None) -> Flask:
         app.register_blueprint(blueprint)
     install_security(app, config)  # CSRF and rate limits wrap the views registered above
     app.wsgi_app = _traced_requests(app.wsgi_app)
+    if hops := proxies_in_front(config):
+        # The client's address from X-Forwarded-For, trusting exactly the proxies that set it
+        # (the rightmost `hops` entries); anything a client wrote there itself is ignored.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
     _install_reporting(app, svc)
     _install_error_handlers(app)
     return app

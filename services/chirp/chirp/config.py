@@ -96,6 +96,10 @@ class Config:
     login_limit_per_username: str = "10/minute"  # password guessing against one account
     login_limit_per_ip: str = "60/minute"  # password spraying from one client address
     signup_limit_per_ip: str = "100/minute;1000/hour"  # mass account creation
+    # HTTP proxies in front of the web process, whose X-Forwarded-For entries it trusts for the
+    # client's address; None: as many as the architecture document's request path has (the
+    # stage-5 edge), none without a document (chirp.web.security.proxies_in_front).
+    proxies_in_front: int | None = None
 
     @property
     def sharded(self) -> bool:

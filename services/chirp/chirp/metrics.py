@@ -10,6 +10,8 @@ DB_QUERIES = Counter(
     "chirp_db_queries_total", "SQL statements sent, by database route and kind", ["route", "kind"]
 )
 CACHE_LOOKUPS = Counter("chirp_cache_lookups_total", "Cache lookups by result", ["result"])
+REDIS_ROUND_TRIPS = Counter("chirp_redis_round_trips_total",
+                            "Requests sent to Redis (a pipeline or a script is one)", ["client"])
 FANOUT_DELIVERIES = Counter("chirp_fanout_deliveries_total", "Timeline entries written by fan-out")
 WRITES_REFUSED = Counter("chirp_writes_refused_total",
                          "Writes answered 503: read-only, or a data move held them too long")

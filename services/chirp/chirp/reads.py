@@ -3,7 +3,9 @@
 - stages 1-3: SQL on the routed database (replica or primary).
 - stage 4: cache-aside. The home timeline is merged from cached per-author lists of recent posts
   (one key per author, invalidated by that author's generation), so a new post invalidates one key
-  instead of every follower's timeline.
+  instead of every follower's timeline. The merged page itself is cached as a checked entry (see
+  cache.py): served in one round trip while none of its authors wrote, and repaired from the lists
+  of only those who did.
 - stage 5: the home timeline comes from the fanned-out sorted set in Redis; when that cannot answer
   it is gathered across the shards (through the same per-author cache when Redis is up).
 """
@@ -12,7 +14,7 @@ import heapq
 
 from chirp.db import queries
 from chirp.services import Services
-from chirp.timeline_merge import AuthorPosts, merge_author_lists
+from chirp.timeline_merge import AuthorPosts, merge_author_lists, repair_page
 from chirp.trace import current_trace
 
 
@@ -42,8 +44,10 @@ def posts_by_authors(svc: Services, author_ids, before: int | None, limit: int,
     return _merge_newest(pages, limit)
 
 
-def _recent_lists(svc: Services, author_ids: list[int], last_write_at) -> list[AuthorPosts] | None:
-    """Each author's newest K posts through the cache; None when the cache is down."""
+def _recent_lists(svc: Services, author_ids: list[int],
+                  last_write_at) -> tuple[list[AuthorPosts], dict[str, int]] | None:
+    """Each author's newest K posts through the cache, with the generations they are current
+    under; None when the cache is down."""
     per_author = svc.config.recent_posts_per_author
     items = {f"recent:{a}": (f"author:{a}",) for a in author_ids}
 
@@ -64,8 +68,9 @@ def _recent_lists(svc: Services, author_ids: list[int], last_write_at) -> list[A
     found = svc.cache.fetch_many(items, load)
     if found is None:
         return None
-    lists = found[0]
-    return [AuthorPosts(tuple(lists[key]), complete=len(lists[key]) < per_author) for key in items]
+    lists, generations = found
+    return ([AuthorPosts(tuple(lists[key]), complete=len(lists[key]) < per_author)
+             for key in items], generations)
 
 
 def _cached_user_read(svc: Services, user_id: int, key: str, tags: tuple[str, ...], query,
@@ -98,15 +103,11 @@ def home_timeline(svc: Services, user_id: int, before: int | None, limit: int,
             return page
     gathered = "scatter-gather" if svc.shard_map.sharded else "database"
     if svc.cache is not None:
-        authors = sorted(set(_followees(svc, user_id, last_write_at)) | {user_id})
-        lists = _recent_lists(svc, authors, last_write_at)
-        if lists is not None:
-            page = merge_author_lists(lists, before, limit)
-            if page is not None:
-                trace.served_timeline(f"{gathered} (cached per-author lists)")
-                return page
-        trace.served_timeline(gathered)
-        return posts_by_authors(svc, authors, before, limit, last_write_at)
+        built = _home_from_cache(svc, user_id, before, limit, last_write_at)
+        if built is not None:
+            page, how = built
+            trace.served_timeline(f"{gathered} ({how})")
+            return page
     trace.served_timeline(gathered)
     if svc.shard_map.sharded:
         authors = sorted(set(_followees(svc, user_id, last_write_at)) | {user_id})
@@ -114,6 +115,70 @@ def home_timeline(svc: Services, user_id: int, before: int | None, limit: int,
     shard = svc.shard_map.shards[0]
     return svc.dbs.read(shard, lambda db: queries.home_timeline(db, user_id, before, limit),
                         last_write_at=last_write_at)
+
+
+def _home_from_cache(svc: Services, user_id: int, before: int | None, limit: int,
+                     last_write_at) -> tuple[list[dict], str] | None:
+    """Stage 4's home page: the cached page while nothing it was built from changed (one round
+    trip); repaired from the changed authors' lists when only authors wrote; otherwise rebuilt
+    from whom the user follows and their per-author lists. None when the cache is down."""
+    key = f"home:{user_id}:{before or 0}:{limit}"
+    entry = svc.cache.read_checked(key)
+    if entry is None:
+        return None
+    if entry and entry.current:
+        return entry.value, "cached page"
+    built = None
+    if entry and f"following:{user_id}" not in entry.changed():
+        built = _repaired_page(svc, entry, before, limit, last_write_at)
+    if built is None:
+        built = _rebuilt_page(svc, user_id, before, limit, last_write_at)
+    if built is None:
+        return None
+    page, generations, how = built
+    svc.cache.write_checked(key, generations, page)
+    return page, how
+
+
+def _repaired_page(svc: Services, entry, before, limit, last_write_at):
+    changed = [int(dep.split(":", 1)[1]) for dep in entry.changed() if dep.startswith("author:")]
+    found = _recent_lists(svc, changed, last_write_at)
+    if found is None:
+        return None
+    lists, generations = found
+    page = repair_page(entry.value, limit, set(changed), lists, before)
+    if page is None:
+        return None
+    return page, {**entry.stored, **generations}, "cached page, repaired"
+
+
+def _rebuilt_page(svc: Services, user_id: int, before, limit, last_write_at):
+    """(page, the generations it was built under, how) or None when the cache is down."""
+    following = f"following:{user_id}"
+    shard = svc.shard_map.shard_for_user_id(user_id)
+
+    def load_followees(keys, generations):
+        fresh_after = _fresh_after(last_write_at, generations.values())
+        return {following: svc.dbs.read(shard, lambda db: queries.followee_ids(db, user_id),
+                                        last_write_at=fresh_after)}
+
+    found = svc.cache.fetch_many({following: (following,)}, load_followees)
+    if found is None:
+        return None
+    followees, generations = found[0][following], dict(found[1])
+    authors = sorted(set(followees) | {user_id})
+    found = _recent_lists(svc, authors, last_write_at)
+    if found is None:
+        return None
+    lists, author_generations = found
+    generations.update(author_generations)
+    page = merge_author_lists(lists, before, limit)
+    if page is not None:
+        return page, generations, "cached per-author lists"
+    # Deeper than the lists reach: ask the database, no older than the generations we tag it with.
+    page = posts_by_authors(svc, authors, before, limit,
+                            _fresh_after(last_write_at, author_generations.values()))
+    return page, generations, "database page, cached"
 
 
 def _home_from_fanout(svc, user_id, before, limit, last_write_at) -> list[dict] | None:
@@ -151,9 +216,9 @@ def posts_by_ids(svc: Services, post_ids: list[int], last_write_at=None) -> list
 def user_posts(svc: Services, user_id: int, before: int | None, limit: int,
                last_write_at: float | None = None) -> list[dict]:
     if svc.cache is not None and limit <= svc.config.recent_posts_per_author:
-        lists = _recent_lists(svc, [user_id], last_write_at)
-        if lists is not None:
-            page = merge_author_lists(lists, before, limit)
+        found = _recent_lists(svc, [user_id], last_write_at)
+        if found is not None:
+            page = merge_author_lists(found[0], before, limit)
             if page is not None:
                 return page
     return posts_by_authors(svc, [user_id], before, limit, last_write_at)

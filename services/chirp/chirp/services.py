@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chirp.cache import SESSION_TIMEOUT_SECONDS, Cache, make_redis
+from chirp.cache import SESSION_TIMEOUT_SECONDS, Cache, SessionConnection, make_redis
 from chirp.config import Config, LiveArchitecture
 from chirp.db.pools import Databases
 from chirp.fanout import FanoutTimelines
@@ -51,7 +51,8 @@ def build_services(config: Config, celery_app=None) -> Services:
                         dbs=Databases(config, shard_map, architecture))
     if config.redis_url:
         services.redis = make_redis(config.redis_url)
-        services.session_redis = make_redis(config.redis_url, SESSION_TIMEOUT_SECONDS)
+        services.session_redis = make_redis(config.redis_url, SESSION_TIMEOUT_SECONDS,
+                                            SessionConnection)
     if config.cache_enabled:
         services.cache = Cache(services.redis, config.cache_ttl_seconds,
                                config.stampede_wait_seconds)

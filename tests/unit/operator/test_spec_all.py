@@ -24,12 +24,14 @@ def pods(manifests):
             yield m, m["spec"]["template"]["spec"]
 
 
+# the architecture page's read-only access, at every stage
+ACCESS = {f"{kind}/chirp-architecture-reader" for kind in ("ServiceAccount", "Role", "RoleBinding")}
 EXPECTED = {
     1: {"Secret/chirp-credentials", "ConfigMap/chirp-architecture", "StatefulSet/chirp-monolith",
-        "Service/chirp", "Service/chirp-monolith-db"},
+        "Service/chirp", "Service/chirp-monolith-db"} | ACCESS,
     2: {"Secret/chirp-credentials", "ConfigMap/chirp-architecture", "StatefulSet/chirp-db-primary",
         "Service/chirp-db-rw", "Service/chirp-db-ro", "Deployment/chirp-web", "Service/chirp-web",
-        "Service/chirp"},
+        "Service/chirp"} | ACCESS,
 }
 EXPECTED[3] = EXPECTED[2] | {"StatefulSet/chirp-db-replica", "Service/chirp-db-ro",
                              "PodDisruptionBudget/chirp-web",

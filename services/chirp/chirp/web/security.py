@@ -16,9 +16,35 @@ from chirp.validation import InvalidInput, clean_username
 LIMITS_KEY_PREFIX = "chirp:limits"
 
 
+FRONTS = ("web", "monolith")  # the components that run this app and answer clients
+
+
 def client_address() -> str:
-    # The peer's address; behind the stage-5 edge that is the edge pod (docs/security.md).
+    # The client's address: the TCP peer, or behind the stage-5 edge the address the edge saw
+    # (ProxyFix, wired by create_app with proxies_in_front; docs/security.md).
     return request.remote_addr or "unknown"
+
+
+def proxies_in_front(config: Config) -> int:
+    """How many HTTP proxies a request passes before this app: the configured number, else the
+    components on the architecture document's request path between the client and the app
+    (client → edge → web: 1; client → web: 0). 0 without a document, or with a path that does not
+    lead to the app: trusting a hop too many would let a client choose its own address."""
+    if config.proxies_in_front is not None:
+        return config.proxies_in_front
+    flows = (config.architecture or {}).get("flows")
+    if not isinstance(flows, list):
+        return 0
+    next_hop = {}
+    for flow in flows:
+        if isinstance(flow, dict):
+            next_hop.setdefault(flow.get("from"), flow.get("to"))
+    hops, at = 0, next_hop.get("client")
+    while at is not None and at not in FRONTS:
+        if hops >= len(flows):  # a cycle: no path to the app
+            return 0
+        hops, at = hops + 1, next_hop.get(at)
+    return hops if at in FRONTS else 0
 
 
 def login_username() -> str:

@@ -1,0 +1,155 @@
+"""A lean HTTP load for the bench: one keep-alive http.client connection per client thread, a
+session cookie per user, operations drawn beforehand (the same for every stage). requests' own
+cost per call is about that of a cache hit on the server: it would blur what is measured."""
+
+import http.client
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from stagebench.dataset import PASSWORD, Zipf, username
+
+
+@dataclass(frozen=True)
+class Op:
+    reader: int  # a timeline read by this user...
+    author: int | None  # ...after a post by this one (or none)
+
+
+def draw_ops(users: int, count: int, threads: int, seed: int, zipf_s: float,
+             write_share: float) -> list[list[Op]]:
+    """`count` operations split over `threads`, Zipf-drawn readers and authors."""
+    plans = []
+    for t in range(threads):
+        rng = random.Random(seed * 100 + t)
+        zipf = Zipf(users, zipf_s, rng)
+        plans.append([Op(author=zipf.draw() if rng.random() < write_share else None,
+                         reader=zipf.draw()) for _ in range(count // threads)])
+    return plans
+
+
+@dataclass
+class PhaseResult:
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)  # timeline reads
+    cache: dict[str, int] = field(default_factory=dict)  # X-Chirp-Cache values
+    sources: dict[str, int] = field(default_factory=dict)  # X-Chirp-Timeline values
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def reads(self) -> int:
+        return len(self.latencies_ms)
+
+    def add(self, other: "PhaseResult") -> None:
+        self.seconds += other.seconds
+        self.latencies_ms += other.latencies_ms
+        self.errors += other.errors
+        for mine, theirs in ((self.cache, other.cache), (self.sources, other.sources)):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+
+
+class Client:
+    def __init__(self, base: str, threads: int):
+        parts = urlsplit(base)
+        self.host, self.port = parts.hostname, parts.port
+        self.threads = threads
+        self.cookies: dict[int, str] = {}
+
+    def _connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=60)
+
+    def _request(self, conn, method, path, cookie=None, body=None):
+        """The response (read); a keep-alive connection the server closed is reopened once."""
+        try:
+            return self._send(conn, method, path, cookie, body)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            conn.close()
+            return self._send(conn, method, path, cookie, body)  # connects again
+
+    @staticmethod
+    def _send(conn, method, path, cookie, body):
+        headers = {"Accept": "application/json"}
+        if cookie:
+            headers["Cookie"] = cookie
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(body)
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response
+
+    def _parallel(self, work) -> list:
+        results = [None] * self.threads
+        errors = []
+
+        def run(t):
+            try:
+                results[t] = work(t)
+            except Exception as error:  # a dead thread must not pass for a finished one
+                errors.append(repr(error))
+
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(self.threads)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise RuntimeError(f"client thread failed: {errors[:3]}")
+        return results
+
+    def log_in(self, ranks: set[int]) -> None:
+        todo = sorted(rank for rank in ranks if rank not in self.cookies)
+
+        def work(t):
+            conn = self._connection()
+            for rank in todo[t::self.threads]:
+                response = self._request(conn, "POST", "/api/login",
+                                         body={"username": username(rank), "password": PASSWORD})
+                if response.status != 200:
+                    raise RuntimeError(f"login of {username(rank)}: {response.status}")
+                cookie = response.getheader("Set-Cookie").split(";", 1)[0]
+                self.cookies[rank] = cookie
+            conn.close()
+
+        self._parallel(work)
+
+    def log_in_for(self, plans: list[list[Op]]) -> None:
+        self.log_in({op.reader for plan in plans for op in plan}
+                    | {op.author for plan in plans for op in plan if op.author is not None})
+
+    def run(self, plans: list[list[Op]], tag: str) -> PhaseResult:
+        self.log_in_for(plans)
+        per_thread = [PhaseResult(0.0) for _ in plans]
+
+        def work(t):
+            result, conn = per_thread[t], self._connection()
+            for n, op in enumerate(plans[t]):
+                if op.author is not None:
+                    response = self._request(conn, "POST", "/api/posts",
+                                             cookie=self.cookies[op.author],
+                                             body={"body": f"bench {tag}-{t}-{n}"})
+                    if response.status != 201:
+                        result.errors.append(f"post {response.status}")
+                started = time.perf_counter()
+                response = self._request(conn, "GET", "/api/timeline",
+                                         cookie=self.cookies[op.reader])
+                result.latencies_ms.append((time.perf_counter() - started) * 1000)
+                if response.status != 200:
+                    result.errors.append(f"timeline {response.status}")
+                for header, counts in (("X-Chirp-Cache", result.cache),
+                                       ("X-Chirp-Timeline", result.sources)):
+                    value = response.getheader(header, "-")
+                    counts[value] = counts.get(value, 0) + 1
+            conn.close()
+
+        started = time.perf_counter()
+        self._parallel(work)
+        total = PhaseResult(time.perf_counter() - started)
+        for result in per_thread:
+            total.add(result)
+        return total
