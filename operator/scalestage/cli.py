@@ -282,6 +282,13 @@ def load_command(args, api, console: Console) -> int:
     return _attach(core, batch, job, console)
 
 
+def _instance_options(parser) -> None:
+    """--name and -n also after the subcommand (`scalestage load -n demo`); SUPPRESS keeps the
+    main parser's value when they are not given there."""
+    parser.add_argument("--name", default=argparse.SUPPRESS, help="the ScaleStage (default: chirp)")
+    parser.add_argument("-n", "--namespace", default=argparse.SUPPRESS, help="its namespace")
+
+
 def _add_load_parser(commands) -> None:
     load = commands.add_parser(
         "load", help="run a load Job inside the cluster; live figures, then the write verdict",
@@ -289,9 +296,7 @@ def _add_load_parser(commands) -> None:
                     "signs up users, mixes reads, posts and follows, and at the end reads every "
                     "acknowledged write back. Exit 0: none lost or duplicated. With a load "
                     "running already, follows it.")
-    # also after the subcommand (`scalestage load -n demo`); SUPPRESS keeps the main parser's value
-    load.add_argument("--name", default=argparse.SUPPRESS, help="the ScaleStage (default: chirp)")
-    load.add_argument("-n", "--namespace", default=argparse.SUPPRESS, help="its namespace")
+    _instance_options(load)
     load.add_argument("--users", type=int, default=4, help="users signed up (default 4)")
     load.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
     load.add_argument("--rate", type=float, default=None, help="total req/s (default: no limit)")
@@ -412,15 +417,15 @@ def _add_chaos_parsers(commands) -> None:
     kill.add_argument("--json", action="store_true", help="print the report as JSON")
     check = commands.add_parser(
         "spof-check", help="kill each component in turn under load; compare with status.spofs",
-        description="For the stage the ScaleStage is at, deletes one pod of each component in "
-                    "turn under load and measures what users saw. A component is a single point "
-                    "of failure when a path (reads, writes or sessions) kept failing for "
-                    "3 s or more. Writes the result to status.spofCheck and an Event; exits "
-                    "non-zero when a measurement contradicts status.spofs.")
+        description="For the stage the ScaleStage is at, kills one pod of each component in "
+                    "turn (outright) under load and measures what users saw. A component is a "
+                    "single point of failure when the outage its kill caused lasted until its "
+                    "replacement was ready (docs/chaos.md). Writes the result to "
+                    "status.spofCheck and an Event; exits non-zero when a measurement "
+                    "contradicts status.spofs.")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
-    for sub in (kill, check):
-        sub.add_argument("--name", default=argparse.SUPPRESS, help="the ScaleStage")
-        sub.add_argument("-n", "--namespace", default=argparse.SUPPRESS, help="its namespace")
+    _instance_options(kill)
+    _instance_options(check)
 
 
 # --- `scalestage bench`: the capacity report (capacity.py figures, bench_run.py walks) ---------
@@ -462,8 +467,7 @@ def _add_bench_parser(commands) -> None:
     bench.add_argument("--concurrency", type=int, default=8,
                        help="requests in flight (default 8)")
     bench.add_argument("--out", default="bench-out", help="folder for capacity.md/.png")
-    bench.add_argument("--name", default=argparse.SUPPRESS, help="the ScaleStage")
-    bench.add_argument("-n", "--namespace", default=argparse.SUPPRESS, help="its namespace")
+    _instance_options(bench)
 
 
 def main(argv: list[str] | None = None) -> int:
