@@ -186,11 +186,14 @@ def running_load(cluster: Cluster, namespace: str, users: int = 4):
     wait_until(lambda: any(line.get("event") == "tick" and line.get("writes_acked")
                            for line in load_lines(cluster, namespace)),
                timeout=180, interval=1, what="the load writing", tolerate=TRANSIENT)
-    yield users
-    cluster.exec(namespace, load_pod_name(cluster, namespace), "touch", load.STOP_FILE)
-    summary = wait_until(lambda: next((line for line in load_lines(cluster, namespace)
-                                       if line.get("event") == "summary"), None),
-                         timeout=300, interval=2, what="the load's verdict", tolerate=TRANSIENT)
+    try:
+        yield users
+    finally:  # stopped whatever happened: a load left running would be taken by the next check
+        cluster.exec(namespace, load_pod_name(cluster, namespace), "touch", load.STOP_FILE)
+        summary = wait_until(lambda: next((line for line in load_lines(cluster, namespace)
+                                           if line.get("event") == "summary"), None),
+                             timeout=300, interval=2, what="the load's verdict",
+                             tolerate=TRANSIENT)
     assert_writes_kept({"load": summary})
 
 
