@@ -8,7 +8,9 @@ follows each, then writers for 3 s before the move, during the copy and through 
 Prints:
   - seed rate (rows/s, COPY)
   - copy rate (rows/s of the initial copy) and time from `start` to cutover-ready
-  - writes held at the cutover (tables locked) and the longest write wait around it
+  - the cutover: its time before the lock (undo streams, checksums of every row), writes held
+    (tables locked: catch-up, verification of the rows written since, undo positions) and the
+    longest write wait around it
   - p50/p99 write latency before the move vs during the copy
 """
 
@@ -86,9 +88,12 @@ def main() -> None:
               f"({seeded / seed_seconds:,.0f} rows/s, COPY)")
         print(f"initial copy: {status['rows_total']:,} rows, cutover-ready after "
               f"{ready_seconds:.1f} s ({status['rows_total'] / ready_seconds:,.0f} rows/s)")
-        print(f"cutover: writes held {cutover['locked_seconds']:.3f} s (locks + catch-up "
-              f"{cutover['catch_up_seconds']:.3f} s, verify {cutover['verify_seconds']:.3f} s,"
-              f" undo slots {cutover['undo_slots_seconds']:.3f} s), longest write wait "
+        print(f"cutover: {cutover_ended - cutover_started:.1f} s in all, of which before the lock"
+              f" {cutover['prepare_seconds']:.3f} s (undo streams, checksums of every row);"
+              f" writes held {cutover['locked_seconds']:.3f} s (locks + catch-up "
+              f"{cutover['catch_up_seconds']:.3f} s, verify {cutover['verify_seconds']:.3f} s"
+              f" re-reading {cutover['rechecked_keys']} keys written since the checksums,"
+              f" undo positions {cutover['undo_slots_seconds']:.3f} s), longest write wait "
               f"{max(around, default=0):.3f} s; failed writes: {len(result['failures'])}")
         print(f"write latency p50/p99: before {percentile(before, .5) * 1000:.1f}/"
               f"{percentile(before, .99) * 1000:.1f} ms, during the copy "

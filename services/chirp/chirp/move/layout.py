@@ -32,14 +32,15 @@ def redact(url: str) -> str:
 class FilteredTable:
     name: str
     bucket_column: str  # a primary-key column carrying the owner's bucket (row filters need it)
+    key_columns: tuple[str, ...]  # the primary key (bigint columns): names one row
 
 
 # Row filters on UPDATE/DELETE may only use replica-identity (primary key) columns: a post's id
 # carries its author's bucket, a follow's key starts with the follower's id.
 TABLES = (
-    FilteredTable("users", "id"),
-    FilteredTable("posts", "id"),
-    FilteredTable("follows", "follower_id"),
+    FilteredTable("users", "id", ("id",)),
+    FilteredTable("posts", "id", ("id",)),
+    FilteredTable("follows", "follower_id", ("follower_id", "followee_id")),
 )
 
 
@@ -119,11 +120,26 @@ def count_sql(table: FilteredTable, buckets: range) -> str:
     return f"SELECT count(*) FROM {table.name}" + (f" WHERE {where}" if where else "")
 
 
-def checksum_sql(table: FilteredTable) -> str:
-    """Row count and an order-independent checksum per bucket (sums add up across databases)."""
+def _checksum_select(table: FilteredTable) -> str:
     return (f"SELECT {bucket_expression(table.bucket_column)} AS bucket, count(*),"
             " coalesce(sum(hashtextextended(t::text, 0)), 0)"
-            f" FROM {table.name} t GROUP BY 1")
+            f" FROM {table.name} t")
+
+
+def checksum_sql(table: FilteredTable) -> str:
+    """Row count and an order-independent checksum per bucket (sums add up across databases)."""
+    return _checksum_select(table) + " GROUP BY 1"
+
+
+def keyed_checksum_sql(table: FilteredTable) -> str:
+    """checksum_sql() over the rows with these primary keys only (one bigint[] parameter per key
+    column, the keys' parts in the same order): primary-key index lookups, no table scan."""
+    if len(table.key_columns) == 1:
+        where = f"{table.key_columns[0]} = ANY(%s::bigint[])"
+    else:
+        where = (f"({', '.join(table.key_columns)}) IN (SELECT * FROM unnest("
+                 + ", ".join(["%s::bigint[]"] * len(table.key_columns)) + "))")
+    return _checksum_select(table) + f" WHERE {where} GROUP BY 1"
 
 
 def bucket_totals(per_database: list[list[tuple]]) -> dict[int, tuple[int, int]]:

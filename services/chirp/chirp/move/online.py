@@ -9,9 +9,11 @@ does what is missing: killed anywhere, the same command run again finishes the s
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import psycopg
 from psycopg import sql
@@ -19,7 +21,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from chirp.db.migrate import migrate
-from chirp.move import layout, steps
+from chirp.move import layout, steps, verify
 from chirp.move.layout import redact
 
 # Reads go on, writes wait. Children first: a post's insert holds posts and then share-locks its
@@ -45,6 +47,10 @@ class CutoverAborted(Exception):
 # text. Tests crash a step at an exact point with it (a reader of stderr that kills on the line
 # races the command, which may finish first). Unset outside tests.
 CRASH_AFTER_ENV = "CHIRP_MOVE_CRASH_AFTER"
+# Another failpoint: after the first progress line containing PAUSE_AFTER's text the command waits
+# (at most a minute) until the file named by RESUME_FILE exists, so a test can act at that point
+# (e.g. change a row between the checksums before the lock and the lock). Unset outside tests.
+PAUSE_AFTER_ENV, RESUME_FILE_ENV = "CHIRP_MOVE_PAUSE_AFTER", "CHIRP_MOVE_RESUME_FILE"
 
 
 def _progress(message: str) -> None:
@@ -52,12 +58,20 @@ def _progress(message: str) -> None:
     crash_after = os.environ.get(CRASH_AFTER_ENV)
     if crash_after and crash_after in message:
         os.kill(os.getpid(), signal.SIGKILL)
+    pause_after, resume_file = os.environ.get(PAUSE_AFTER_ENV), os.environ.get(RESUME_FILE_ENV)
+    if pause_after and resume_file and pause_after in message:
+        give_up = time.monotonic() + 60
+        while not os.path.exists(resume_file) and time.monotonic() < give_up:
+            time.sleep(0.01)
 
 
-def _connect(url: str) -> psycopg.Connection:
+def _connect(url: str, replication: bool = False) -> psycopg.Connection:
+    """replication=True: a logical replication session (it can create and drain a slot and run
+    SQL, with the simple query protocol only)."""
+    extra = {"replication": "database"} if replication else {}
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10,
-                               options="-c TimeZone=UTC", application_name="chirp-move")
+                               options="-c TimeZone=UTC", application_name="chirp-move", **extra)
     except psycopg.OperationalError as error:
         raise DatabaseUnreachable(f"cannot reach {redact(url)}: {str(error).strip()}") from None
     conn.execute("SET default_transaction_read_only = off")
@@ -396,13 +410,187 @@ def _checksums(conn) -> dict[str, list[tuple]]:
     return {t.name: conn.execute(layout.checksum_sql(t)).fetchall() for t in layout.TABLES}
 
 
-def _verify(old: list[psycopg.Connection], new: list[psycopg.Connection]) -> dict:
-    """Every database reads its checksums at once (each its own server): the writes wait on it."""
-    with ThreadPoolExecutor(max_workers=len(old) + len(new)) as pool:
-        sums = list(pool.map(_checksums, old + new))
-    old_sums, new_sums = sums[:len(old)], sums[len(old):]
+def _verification(old_sums: list[dict], new_sums: list[dict]) -> dict:
     return {t.name: layout.verification([s[t.name] for s in old_sums],
                                         [s[t.name] for s in new_sums]) for t in layout.TABLES}
+
+
+def _in_parallel(work, items: list) -> list:
+    """work(item) for each item in its own thread (every database is its own server); raises the
+    first failure once all are done."""
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        futures = [pool.submit(work, item) for item in items]
+    results, errors = [], []
+    for future in futures:
+        try:
+            results.append(future.result())
+        except BaseException as error:
+            errors.append(error)
+            results.append(None)
+    if errors:
+        raise errors[0]
+    return results
+
+
+_KEY_COLUMNS = {t.name: t.key_columns for t in layout.TABLES}
+
+
+@dataclass
+class _Check:
+    """One database's side of the two-pass verification (chirp.move.verify)."""
+
+    slot: str  # temporary: dropped with `feed`'s session, so a killed cutover leaves nothing
+    feed: psycopg.Connection  # replication session owning the slot: drains it, writes fences
+    then: psycopg.Connection  # an open REPEATABLE READ transaction in the slot's snapshot S
+    now: psycopg.Connection  # under the lock, a REPEATABLE READ transaction: rows at the switch
+    sums: dict[str, list[tuple]] = field(default_factory=dict)  # whole tables, in S
+    changes: verify.Changes = field(default_factory=lambda: verify.Changes(_KEY_COLUMNS))
+    fences: int = 0
+
+    def close(self) -> None:
+        for conn in (self.now, self.then, self.feed):
+            conn.close()
+
+
+def _create_slot(feed: psycopg.Connection, url: str, slot: str, timeout: float) -> str:
+    """A temporary slot at X; returns the snapshot it exports, which sees exactly the commits
+    before X (every later one the slot decodes). Creating it waits for the transactions running
+    now; no statement_timeout applies to replication commands, so a long one is cancelled."""
+    timer = threading.Timer(timeout, feed.cancel_safe)
+    timer.start()
+    try:
+        (_, _, snapshot, _) = feed.execute(sql.SQL(
+            "CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL {} EXPORT_SNAPSHOT").format(
+            sql.Identifier(slot), sql.Identifier(verify.PLUGIN))).fetchone()
+    except psycopg.errors.QueryCanceled:
+        raise CutoverAborted(f"no temporary slot on {redact(url)} within {timeout:.0f} s "
+                             "(a long transaction is running there)") from None
+    finally:
+        timer.cancel()
+    return snapshot
+
+
+def _open_check(url: str, slot: str, timeout: float) -> _Check:
+    """Slot at X, the snapshot S it exports, and the whole tables' checksums in S."""
+    connections = []
+    try:
+        feed = _connect(url, replication=True)
+        connections.append(feed)
+        feed.execute("SET synchronous_commit = on")  # a fence is flushed at once: _fence()
+        snapshot = _create_slot(feed, url, slot, timeout)
+        then = _connect(url)  # imports S before `feed` runs anything else (that ends the export)
+        connections.append(then)
+        then.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        then.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        connections.append(_connect(url))
+        check = _Check(slot, *connections)
+        check.sums = _checksums(then)
+    except BaseException:
+        for conn in connections:
+            conn.close()
+        raise
+    return check
+
+
+def _drain(check: _Check) -> None:
+    """The keys of every change the slot decoded since the last call (it consumes them). A
+    replication session takes the simple query protocol only: no parameters."""
+    rows = check.feed.execute(sql.SQL(
+        "SELECT data FROM pg_logical_slot_get_changes({}, NULL, NULL, {})").format(
+        sql.Literal(check.slot), sql.SQL(", ").join(map(sql.Literal, verify.OPTIONS)))).fetchall()
+    check.changes.add(data for (data,) in rows)
+
+
+def _fence(check: _Check) -> str:
+    """A transactional message in the WAL, committed with synchronous_commit = on: flushed when
+    this returns, together with every commit made before it. (A commit with no other WAL, as
+    of txid_current(), is asynchronous whatever synchronous_commit says; an asynchronous commit
+    is visible before it is flushed, and a slot decodes flushed WAL only.)"""
+    check.fences += 1
+    token = f"{check.slot}-{check.fences}"
+    check.feed.execute(sql.SQL("SELECT pg_logical_emit_message(true, {}, {})").format(
+        sql.Literal(verify.FENCE_PREFIX), sql.Literal(token)))
+    return token
+
+
+def _sums_at_switch(check: _Check, deadline: float) -> dict[str, list[tuple]]:
+    """Under the lock, the new side caught up: per table and bucket what the whole tables hold
+    in the snapshot L taken now, from the sums in S and the rows of the keys written since
+    (chirp.move.verify)."""
+    check.now.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    check.now.execute("SELECT 1")  # takes L: every commit it sees precedes the fence below
+    token = _fence(check)
+    _drain(check)
+    while token not in check.changes.fences:  # flushed, so decoded at once; never trusted
+        if time.monotonic() > deadline:
+            raise CutoverAborted(f"slot {check.slot} did not decode its fence in time")
+        time.sleep(0.01)
+        _drain(check)
+    sums = {}
+    for table in layout.TABLES:
+        keys = check.changes.keys.get(table.name)
+        if table.name in check.changes.whole:  # e.g. a TRUNCATE: read it all again
+            sums[table.name] = check.now.execute(layout.checksum_sql(table)).fetchall()
+        elif not keys:
+            sums[table.name] = check.sums[table.name]
+        else:
+            query = layout.keyed_checksum_sql(table)
+            params = verify.key_parameters(keys, len(table.key_columns))
+            sums[table.name] = verify.combine(check.sums[table.name],
+                                              check.then.execute(query, params).fetchall(),
+                                              check.now.execute(query, params).fetchall())
+    return sums
+
+
+def _prepare(move: Move, switch: Switch, timeout: float) -> list[_Check]:
+    """Before the lock: the undo streams (created disabled; positioned under the lock), then on
+    every database, old and new, a temporary slot and the whole tables' checksums in the
+    snapshot it exports."""
+    for stream in switch.undo:
+        _ensure_stream(move, stream, copy_data=False)
+    if switch.undo:
+        _progress(f"undo streams made: {len(switch.undo)}, to be positioned at the switch")
+    urls = switch.old_urls + switch.new_urls
+    with ThreadPoolExecutor(max_workers=len(urls)) as pool:  # slots are per server: unique
+        futures = [pool.submit(_open_check, url, f"chirp_{move.id}_v{os.getpid()}_{i}", timeout)
+                   for i, url in enumerate(urls)]
+    checks, errors = [], []
+    for future in futures:
+        try:
+            checks.append(future.result())
+        except BaseException as error:
+            errors.append(error)
+    try:
+        if errors:
+            raise errors[0]
+        _in_parallel(_drain, checks)  # what was written meanwhile: the lock decodes only the rest
+    except BaseException:
+        for check in checks:
+            check.close()
+        raise
+    return checks
+
+
+def _position_undo(move: Move, switch: Switch) -> None:
+    """Under the lock, new side caught up and still standby: each undo subscription will start
+    from its publisher's WAL position now. Its slot, made before the lock, saw feed rows arrive
+    since; they commit before this position, so they are skipped (never sent back), and every
+    app write on the new side commits after it. The origin's position is WAL-logged on the
+    subscriber, so a restart keeps it."""
+    for stream in switch.undo:
+        (lsn,) = move.publisher(stream).execute("SELECT pg_current_wal_insert_lsn()").fetchone()
+        advanced = move.subscriber(stream).execute(
+            "SELECT pg_replication_origin_advance('pg_' || oid, %s::pg_lsn) FROM pg_subscription"
+            " WHERE subname = %s", (str(lsn), stream.name)).fetchall()
+        if len(advanced) != 1:
+            raise CutoverAborted(f"undo stream {stream.name} is missing")
+
+
+def _undo_positioned(move: Move, stream: layout.Stream) -> bool:
+    row = move.subscriber(stream).execute(
+        "SELECT o.remote_lsn FROM pg_subscription s LEFT JOIN pg_replication_origin_status o"
+        " ON o.external_id = 'pg_' || s.oid WHERE s.subname = %s", (stream.name,)).fetchone()
+    return row is not None and row[0] is not None and str(row[0]) != "0/0"
 
 
 def _lock_all(urls: list[str], deadline: float) -> list[psycopg.Connection]:
@@ -427,40 +615,58 @@ def _lock_all(urls: list[str], deadline: float) -> list[psycopg.Connection]:
     return locks
 
 
-def _retire_locked(move: Move, switch: Switch, indexes: list[int], deadline: float,
+def _retire_locked(move: Move, switch: Switch, indexes: list[int], bound_seconds: float,
                    decide_first: bool) -> dict:
-    """Lock these old databases, wait for the new ones to hold all their rows, verify, (record
-    the decision,) retire them. Any failure before the decision rolls back: they stay live."""
-    started = time.monotonic()
-    locks = _lock_all([switch.old_urls[i] for i in indexes], deadline)
+    """Checksum everything and make the undo streams (writes go on), lock these old databases,
+    wait for the new ones to hold all their rows, verify (re-reading only rows written since the
+    checksums), position the undo streams, (record the decision,) retire them. Any failure
+    before the decision rolls back: they stay live."""
+    prepare_started = time.monotonic()
+    checks = _prepare(move, switch, max(bound_seconds, 10.0))
     try:
-        _progress(f"locked: writes to {len(locks)} database(s) wait")
-        _caught_up(move, switch, indexes, deadline)
-        caught_up_at = time.monotonic()
-        _progress("caught up: every feed delivered its mark")
-        tables = _verify(switch.old, switch.new)
-        if not all(t["ok"] for t in tables.values()):
-            raise CutoverAborted(f"verification failed: {tables}")
-        verified_at = time.monotonic()
-        _progress("verified: counts and checksums per table and bucket match")
-        _continue_id_sequences(switch)
-        for stream in switch.undo:  # slots now: after every feed row, before any new-side write
-            _ensure_stream(move, stream, copy_data=False)
-        undo_ready_at = time.monotonic()
-        if decide_first:
-            _set_phase(move, switch.committed, epoch=switch.epoch, tables=tables)
-            _progress(f"decision recorded: {switch.committed}, epoch {switch.epoch}")
-        for conn in locks:
-            _set_routing(conn, "retired", switch.epoch, switch.new_urls, move.id)
-            conn.execute("COMMIT")
-        _progress(f"retired {len(locks)} database(s): their held writes are refused and rerouted")
-        return {"tables": tables, "locked_seconds": round(time.monotonic() - started, 3),
-                "catch_up_seconds": round(caught_up_at - started, 3),
-                "verify_seconds": round(verified_at - caught_up_at, 3),
-                "undo_slots_seconds": round(undo_ready_at - verified_at, 3)}
+        rows = sum(int(count) for check in checks[:len(switch.old)]
+                   for table in check.sums.values() for _, count, _ in table)
+        prepare_seconds = time.monotonic() - prepare_started
+        _progress(f"checksummed before the lock: {rows} rows of the old side,"
+                  f" {prepare_seconds:.1f} s with the undo streams")
+        started = time.monotonic()
+        locks = _lock_all([switch.old_urls[i] for i in indexes], started + bound_seconds)
+        try:
+            _progress(f"locked: writes to {len(locks)} database(s) wait")
+            _caught_up(move, switch, indexes, started + bound_seconds)
+            caught_up_at = time.monotonic()
+            _progress("caught up: every feed delivered its mark")
+            sums = _in_parallel(
+                partial(_sums_at_switch, deadline=started + bound_seconds), checks)
+            tables = _verification(sums[:len(switch.old)], sums[len(switch.old):])
+            rechecked = sum(check.changes.count() for check in checks)
+            if not all(t["ok"] for t in tables.values()):
+                raise CutoverAborted(f"verification failed: {tables}")
+            verified_at = time.monotonic()
+            _progress(f"verified: counts and checksums per table and bucket match ({rechecked}"
+                      " keys written since the checksums re-read)")
+            _continue_id_sequences(switch)
+            _position_undo(move, switch)
+            undo_ready_at = time.monotonic()
+            if decide_first:
+                _set_phase(move, switch.committed, epoch=switch.epoch, tables=tables)
+                _progress(f"decision recorded: {switch.committed}, epoch {switch.epoch}")
+            for conn in locks:
+                _set_routing(conn, "retired", switch.epoch, switch.new_urls, move.id)
+                conn.execute("COMMIT")
+            _progress(f"retired {len(locks)} database(s): their held writes are refused and"
+                      " rerouted")
+            return {"tables": tables, "locked_seconds": round(time.monotonic() - started, 3),
+                    "catch_up_seconds": round(caught_up_at - started, 3),
+                    "verify_seconds": round(verified_at - caught_up_at, 3),
+                    "undo_slots_seconds": round(undo_ready_at - verified_at, 3),
+                    "prepare_seconds": round(prepare_seconds, 3), "rechecked_keys": rechecked}
+        finally:
+            for conn in locks:
+                conn.close()  # rolls back whatever did not commit: the old side stays live
     finally:
-        for conn in locks:
-            conn.close()  # rolls back whatever did not commit: the old side stays live
+        for check in checks:
+            check.close()
 
 
 def _continue_id_sequences(switch: Switch) -> None:
@@ -473,17 +679,24 @@ def _continue_id_sequences(switch: Switch) -> None:
                      (last,))
 
 
-def _finish(move: Move, switch: Switch, deadline_seconds: float) -> dict:
+def _finish(move: Move, switch: Switch, bound_seconds: float) -> dict:
     """After the commit point: retire what is still live, make the new side live, swap streams."""
     report = {}
     # Only after a kill between the decision and the commits: those still live took writes
-    # since, which the feeds copied and the undo slots saw arrive (they would send them back).
-    # Lock them all together (the retired ones no longer change), remake the undo streams.
-    still_live = [i for i, conn in enumerate(switch.old) if _routing(conn)[0] == "live"]
-    if still_live:
+    # since, which the feeds copied and the undo slots saw arrive. Lock them all together (the
+    # retired ones no longer change), remake the undo streams and position them anew.
+    redo = [i for i, conn in enumerate(switch.old) if _routing(conn)[0] == "live"]
+    if not redo and not all(_undo_positioned(move, s) for s in switch.undo):
+        # Cannot happen (they are positioned before the decision), unless someone dropped one:
+        # while the new side is not live the switch can be made again, exactly.
+        if any(_routing(conn)[0] == "live" for conn in switch.new):
+            raise MoveRefused("an undo stream is missing or was never positioned, and the new "
+                              "side already takes writes: it cannot be made exact; look at "
+                              + ", ".join(s.name for s in switch.undo))
+        redo = list(range(len(switch.old)))
+    if redo:
         _drop_streams(move, switch.undo)
-        report = _retire_locked(move, switch, still_live, time.monotonic() + deadline_seconds,
-                                decide_first=False)
+        report = _retire_locked(move, switch, redo, bound_seconds, decide_first=False)
     for conn in switch.new:
         state, epoch, _ = _routing(conn)
         if state != "live" or epoch != switch.epoch:
@@ -491,8 +704,6 @@ def _finish(move: Move, switch: Switch, deadline_seconds: float) -> dict:
     _progress(f"live: {len(switch.new)} database(s) take writes at epoch {switch.epoch}")
     _drop_streams(move, switch.feeds)  # before undo streams start: no loop between the sides
     _progress("feeds dropped")
-    for stream in switch.undo:
-        _ensure_stream(move, stream, copy_data=False)
     _enable(move, switch.undo)
     if switch.undo:
         _progress(f"undo streams on: {len(switch.undo)} keep the old side in sync")
@@ -503,9 +714,8 @@ def _switch(move: Move, switch: Switch, phase: str, bound_seconds: float) -> dic
     report = {}
     if phase != switch.committed:
         _drop_streams(move, switch.undo)  # left by an attempt killed before its commit point
-        deadline = time.monotonic() + bound_seconds
         try:
-            report = _retire_locked(move, switch, list(range(len(switch.old))), deadline,
+            report = _retire_locked(move, switch, list(range(len(switch.old))), bound_seconds,
                                     decide_first=True)
         except CutoverAborted:
             _drop_streams(move, switch.undo)  # made for this attempt; the next makes its own
