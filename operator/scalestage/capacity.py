@@ -38,8 +38,9 @@ def delta(before: Mapping[tuple, float], after: Mapping[tuple, float]) -> dict[t
 
 
 def role_of(route: str) -> str:
-    """`primary`, `replica`, `shard-1-primary` → primary / replica (the shard is summed)."""
-    return "replica" if route.endswith("replica") else "primary"
+    """The app's route labels (chirp.shards.route_label: `primary`, `replica-1`, `shard-0`,
+    `shard-0-replica-1`) → primary / replica (the shard is summed)."""
+    return "replica" if "replica" in route else "primary"
 
 
 @dataclass(frozen=True)

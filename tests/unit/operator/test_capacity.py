@@ -5,7 +5,7 @@ from scalestage import capacity
 BEFORE = """# HELP chirp_db_queries_total SQL statements sent
 # TYPE chirp_db_queries_total counter
 chirp_db_queries_total{route="primary",kind="read"} 10.0
-chirp_db_queries_total{route="replica",kind="read"} 5.0
+chirp_db_queries_total{route="replica-1",kind="read"} 5.0
 # TYPE chirp_cache_lookups_total counter
 chirp_cache_lookups_total{result="hit"} 1.0
 chirp_cache_lookups_total{result="miss"} 1.0
@@ -31,8 +31,10 @@ def test_counters_grow_by_role_and_the_cache_hit_ratio():
 
 def test_a_restarted_pod_counts_from_zero():
     assert capacity.delta({("a",): 50.0}, {("a",): 7.0}) == {("a",): 7.0}
-    assert capacity.role_of("shard-1-replica") == "replica"
-    assert capacity.role_of("shard-0-primary") == "primary"
+    # the labels chirp.shards.route_label gives
+    assert capacity.role_of("replica-2") == "replica"
+    assert capacity.role_of("shard-1-replica-1") == "replica"
+    assert capacity.role_of("shard-0") == "primary" and capacity.role_of("primary") == "primary"
 
 
 def test_the_chart_is_a_png(tmp_path):
