@@ -83,10 +83,9 @@ def run_load(core, batch, scalestage: dict, options, say: Say) -> dict:
     while time.monotonic() < deadline:
         pod = loadjob.load_pod(core, job)
         if pod is not None and pod.status.phase in ("Running", "Succeeded", "Failed"):
-            summary = [line for line in loadjob.lines(core, namespace, pod.metadata.name, 50)
-                       if line.get("event") == "summary"]
-            if summary:
-                return summary[-1]
+            summary = loadjob.summary(core, namespace, pod.metadata.name)
+            if summary is not None:
+                return summary
         time.sleep(2)
     raise BenchError(f"the load Job {job.metadata.name} gave no summary")
 

@@ -50,14 +50,16 @@ class Target:
         status = self.scalestage().get("status") or {}
         return {c["name"]: c for c in status.get("components") or []}
 
-    def pods(self, component: str) -> list:
-        """The pods of a component: those its workload (`<name>-<component>`) selects."""
-        row = self.components().get(component) or {}
-        read = (self.apps.read_namespaced_stateful_set if row.get("kind") == "StatefulSet"
+    def selector(self, component: str, kind: str) -> str:
+        """The pod selector of a component's workload (`<name>-<component>`), read once a kill:
+        the watch loop then only lists pods."""
+        read = (self.apps.read_namespaced_stateful_set if kind == "StatefulSet"
                 else self.apps.read_namespaced_deployment)
         workload = read(f"{self.name}-{component}", self.namespace)
-        selector = ",".join(f"{k}={v}" for k, v in
-                            sorted(workload.spec.selector.match_labels.items()))
+        return ",".join(f"{k}={v}" for k, v in
+                        sorted(workload.spec.selector.match_labels.items()))
+
+    def pods(self, selector: str) -> list:
         return self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
 
 
@@ -115,22 +117,20 @@ class Load:
         loadjob.stop_load(self.target.namespace, self.pod)
         deadline = time.monotonic() + WINDOW_SECONDS
         while time.monotonic() < deadline:
-            summary = [line for line in loadjob.lines(self.target.core, self.target.namespace,
-                                                      self.pod, tail=50)
-                       if line.get("event") == "summary"]
-            if summary:
-                return summary[-1]
+            summary = loadjob.summary(self.target.core, self.target.namespace, self.pod)
+            if summary is not None:
+                return summary
             time.sleep(2)
         raise ChaosError(f"the load pod {self.pod} did not report its verdict")
 
 
-def victim(target: Target, component: str, pod: str | None) -> str:
+def victim(pods: list, component: str, pod: str | None) -> str:
     """The pod to kill: the one named, or the first ready pod of the component by name."""
-    pods = [p for p in target.pods(component) if ready(p)]
     if pod is not None:
-        if pod not in {p.metadata.name for p in target.pods(component)}:
+        if pod not in {p.metadata.name for p in pods}:
             raise ChaosError(f"no pod {pod} in component {component}")
         return pod
+    pods = [p for p in pods if ready(p)]
     if not pods:
         raise ChaosError(f"component {component} has no ready pod to kill")
     return sorted(p.metadata.name for p in pods)[0]
@@ -145,8 +145,10 @@ def kill(target: Target, load: Load, component: str, *, force: bool = False,
         raise ChaosError(f"no component {component!r} at this stage; components: "
                          f"{', '.join(components) or 'none (is the ScaleStage Ready?)'}")
     load.baseline()
-    name = victim(target, component, pod)
-    old = {p.metadata.name: p.metadata.uid for p in target.pods(component)}  # uids before
+    selector = target.selector(component, components[component].get("kind", ""))
+    before = target.pods(selector)
+    name = victim(before, component, pod)
+    old = {p.metadata.name: p.metadata.uid for p in before}  # uids before
     seen = load.ticks()
     killed_at = seen[-1]["t"] if seen else 0.0
     target.core.delete_namespaced_pod(name, target.namespace,
@@ -158,7 +160,7 @@ def kill(target: Target, load: Load, component: str, *, force: bool = False,
     while True:
         time.sleep(POLL_SECONDS)
         ticks = load.ticks()
-        if back_at is None and replaced_and_ready(target, component,
+        if back_at is None and replaced_and_ready(target.pods(selector),
                                                   components[component]["desired"], old, name):
             back_at = ticks[-1]["t"] if ticks else killed_at
         if back_at is not None and chaos.recovered(ticks, max(killed_at, back_at)):
@@ -169,13 +171,12 @@ def kill(target: Target, load: Load, component: str, *, force: bool = False,
                          killed_at=killed_at, back_at=back_at)
 
 
-def replaced_and_ready(target: Target, component: str, desired: int, old: dict[str, str],
-                       killed: str) -> bool:
+def replaced_and_ready(pods: list, desired: int, old: dict[str, str], killed: str) -> bool:
     """`desired` ready pods, none of them the killed one (a StatefulSet's replacement has its
     name but a new uid)."""
-    pods = [p for p in target.pods(component)
+    back = [p for p in pods
             if ready(p) and not (p.metadata.name == killed and p.metadata.uid == old[killed])]
-    return len(pods) >= desired
+    return len(back) >= desired
 
 
 def spof_check(target: Target, load: Load, say: Say = print) -> dict[str, Any]:

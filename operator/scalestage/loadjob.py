@@ -130,5 +130,12 @@ def lines(core, namespace: str, pod: str, tail: int = 400) -> list[dict]:
     return out
 
 
+def summary(core, namespace: str, pod: str) -> dict | None:
+    """The load's summary line (its verdict), once it has printed it."""
+    found = [line for line in lines(core, namespace, pod, tail=50)
+             if line.get("event") == "summary"]
+    return found[-1] if found else None
+
+
 def ticks(core, namespace: str, pod: str, tail: int = 400) -> list[dict]:
     return [line for line in lines(core, namespace, pod, tail) if line.get("event") == "tick"]
