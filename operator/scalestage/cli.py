@@ -322,8 +322,9 @@ def _share(value) -> str:
 def kill_table(report: Mapping) -> Table:
     """One kill as users saw it (KillReport.as_dict()). Pure."""
     how = "force-killed" if report["forced"] else "deleted"
-    verdict = ("[bold red]users saw an outage[/]" if report["spof"]
-               else "[bold green]users barely noticed[/]")
+    # what users saw (the SPOF verdict is spof-check's: a graceful stop can delay an outage)
+    verdict = (f"[bold red]users saw failures for {report['outage_seconds']:g} s[/]"
+               if report["outage_seconds"] else "[bold green]no failure users could see[/]")
     table = Table(title=f"{report['component']}: pod {report['pod']} {how} · {verdict}",
                   title_justify="left")
     table.add_column("")
@@ -360,14 +361,6 @@ def spof_table(check: Mapping) -> Table:
     return table
 
 
-def _load_verdict(summary: Mapping | None, console: Console) -> bool:
-    """The verdict of a load the command started (None: it used a running one)."""
-    if summary is None:
-        return True
-    console.print(summary_table(summary))
-    return bool(summary.get("ok"))
-
-
 def chaos_command(args, api, console: Console) -> int:
     from kubernetes import client
 
@@ -389,14 +382,14 @@ def chaos_command(args, api, console: Console) -> int:
     except chaos_run.ChaosError as error:
         console.print(f"[red]{error}[/]")
         return 2
+    # a load the command started has a verdict (None: it used a running one, which goes on)
+    writes_kept = summary is None or bool(summary.get("ok"))
     if args.json:
         print(json.dumps({**result, "load": summary}, sort_keys=True))
-        return 0 if (summary is None or summary.get("ok")) and result.get("agrees", True) else 1
-    if args.command == "spof-check":
-        console.print(spof_table(result))
     else:
-        console.print(kill_table(result))
-    writes_kept = _load_verdict(summary, console)
+        console.print(spof_table(result) if args.command == "spof-check" else kill_table(result))
+        if summary is not None:
+            console.print(summary_table(summary))
     return 0 if writes_kept and result.get("agrees", True) else 1
 
 

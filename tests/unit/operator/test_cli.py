@@ -86,7 +86,8 @@ def test_a_kill_report_shows_each_path_before_and_after_and_the_outage():
     assert "db-primary: pod chirp-db-primary-0 deleted" in text and "outage" in text
     [after] = [line for line in text.splitlines() if "kill → recovered" in line]
     assert "100.0%" in after and "54.5%" in after  # reads all worked; writes 24 of 44
-    flat = " ".join(text.split())  # the caption wraps at the table's width
+    flat = " ".join(text.split())  # the title and caption wrap at the table's width
+    assert "users saw failures for 5 s" in flat
     assert "outage 5 s" in flat and "answered again 5 s after the kill" in flat
 
 
