@@ -38,9 +38,9 @@ def api(control_plane):
     return control_plane.api_client()
 
 
-@pytest.fixture(scope="session")
-def crd(api):
-    """The ScaleStage CRD, installed from the chart (its one source of truth) and Established."""
+def install_crd(api) -> dict:
+    """The ScaleStage CRD, installed from the chart (its one source of truth), Established and
+    served."""
     manifest = yaml.safe_load(CRD_FILE.read_text())
     extensions = client.ApiextensionsV1Api(api)
     extensions.create_custom_resource_definition(manifest)
@@ -56,6 +56,11 @@ def crd(api):
     wait_until(lambda: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL),
                what="scalestages served", tolerate=(ApiException,))
     return manifest
+
+
+@pytest.fixture(scope="session")
+def crd(api):
+    return install_crd(api)
 
 
 class OperatorProcess:

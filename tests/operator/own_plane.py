@@ -19,32 +19,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from scalestage.names import GROUP, PLURAL, VERSION
 from tests.fixtures.controlplane import AUDIT_POLICY, ControlPlane
-from tests.operator.conftest import CRD_FILE, DeletedNamespaces, Kube
-from tests.polling import wait_until
-
-
-def install_crd(api) -> dict:
-    """The ScaleStage CRD from the chart, Established and served."""
-    manifest = yaml.safe_load(CRD_FILE.read_text())
-    extensions = client.ApiextensionsV1Api(api)
-    extensions.create_custom_resource_definition(manifest)
-
-    def established():
-        got = extensions.read_custom_resource_definition(manifest["metadata"]["name"])
-        return any(c.type == "Established" and c.status == "True"
-                   for c in (got.status.conditions or []))
-
-    wait_until(established, what="CRD Established")
-    custom = client.CustomObjectsApi(api)
-    wait_until(lambda: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL),
-               what="scalestages served", tolerate=(ApiException,))
-    return manifest
+from tests.operator.conftest import DeletedNamespaces, Kube, install_crd
 
 
 @pytest.fixture(name="control_plane", scope="module")
