@@ -166,12 +166,15 @@ def test_scalestages_side_by_side_never_touch_each_others_objects(
             assert children_with_uids(kube, *key) == children, f"{key} touched"
         # The others' own reconciles may still patch their status; none of their children is
         # written. (A reconcile of the deleted one, in flight as it went, may still write its own.)
-        theirs = {(ns, child.split("/", 1)[1]) for (ns, _), children in others.items()
-                  for child in children}
+        # Keyed by resource too: a child may share its name with the other ScaleStage itself
+        # (Service "chirp" and ScaleStage "chirp"), whose status its own reconcile patches.
+        theirs = {(ns, kube.resource(kind).name, name)
+                  for (ns, _), children in others.items()
+                  for kind, name in (child.split("/", 1) for child in children)}
         touched = [e for e in control_plane.audit_events()[mark:]
                    if e.get("userAgent", "").startswith(FIELD_MANAGER)
-                   and ((e.get("objectRef") or {}).get("namespace"),
-                        e["objectRef"].get("name")) in theirs]
+                   and ((ref := e.get("objectRef") or {}).get("namespace"),
+                        ref.get("resource"), ref.get("name")) in theirs]
         assert touched == [], [(e["verb"], e["objectRef"]) for e in touched]
         assert status_of(kube, namespace, "blog")["stage"] == 4
         assert status_of(kube, other_namespace, "chirp")["stage"] == 3
