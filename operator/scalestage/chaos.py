@@ -4,12 +4,16 @@ single point of failure by measurement. Pure: the CLI (chaos_run.py) feeds it ti
 
 A second *fails* for a path when more than FAILING_SHARE of that path's requests failed, when
 requests of it had been waiting 2 s or more as it ended, or when no request completed in it at
-all. A component is measured to be a *single point of failure* when killing one of its pods
-outright caused an outage (starting within START_SLACK) that lasted until its replacement was
-ready (within REPLACEMENT_SLACK): the service waited for that pod to come back, however quickly
-it came (Redis or a Postgres primary on its own volume restarts in a second or two). A redundant
-component's kill costs at most what was in flight at that pod, and those failures end while its
-replacement is still starting.
+all.
+
+A component is measured to be a *single point of failure* when users cannot do without the pod:
+`spof-check` kills it outright and holds its replacement back for HOLD_SECONDS (a ResourceQuota
+of zero pods in the namespace, as if no node had room for it). A redundant component's kill costs
+what was in flight at that pod, and every path works again for QUIET_SECONDS before the hold
+ends; a SPOF's paths are still failing then. Without a hold (`chaos kill`, which shows how long a
+real recovery takes) a replacement may be ready within a second or two, as soon as a redundant
+pod's in-flight failures end, so the verdict falls back to timing: an outage (starting within
+START_SLACK) that lasted until the replacement was ready (within REPLACEMENT_SLACK).
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ GAP_SECONDS = 1.0  # failing runs this close together are one outage
 REPLACEMENT_SLACK = 1.0  # seconds: failures that end this close to the replacement waited for it
 QUIET_SECONDS = 5  # every path working this long after the kill (and the last failure): recovered
 BASELINE_SECONDS = 3  # ticks with traffic before a kill, so "before" is measured too
+# Long enough for a redundant component's in-flight failures to end (the Service drops the pod's
+# endpoint, a pinned client is routed to another pod) and QUIET_SECONDS to pass after them.
+HOLD_SECONDS = 15
+HOLD_QUOTA = "scalestage-spof-hold"  # the ResourceQuota that holds replacements back
 
 # Verdicts of a spof-check row (declared in status.spofs?, measured?)
 CONFIRMED, REDUNDANT = "single point of failure", "no single point of failure"
@@ -104,10 +112,14 @@ class KillReport:
     recovered_after: float | None  # seconds from the kill until the last failing second ended
     replaced_after: float | None = None  # seconds from the kill until its pods were back
     caused: tuple[float, float] | None = None  # the kill's outage, seconds after the kill
+    held_for: float | None = None  # seconds the replacement was held back (None: not held)
+    survived_hold: bool | None = None  # every path worked again before the hold ended
 
     @property
     def spof(self) -> bool:
         """Measured: one pod gone stopped a path users need until that pod was replaced."""
+        if self.survived_hold is not None:
+            return not self.survived_hold
         if not self.recovered or self.replaced_after is None:
             return True
         if self.caused is None:
@@ -131,9 +143,13 @@ def share_ok(ticks: Iterable[Mapping]) -> tuple[dict[str, float | None], dict[st
 
 
 def measure(ticks: Sequence[Mapping], *, component: str, pod: str, forced: bool,
-            killed_at: float, back_at: float | None = None) -> KillReport:
+            killed_at: float, back_at: float | None = None,
+            released_at: float | None = None) -> KillReport:
     """The kill's report from the load's ticks (those before the kill are the baseline);
-    `back_at`: when the component had its pods again (None: not yet)."""
+    `back_at`: when the component had its pods again (None: not yet); `released_at`: when a
+    hold on its replacement ended (None: no hold). A hold counts only if the replacement was
+    not back before it ended (else the quota did not hold it, and timing decides)."""
+    held = released_at is not None and (back_at is None or back_at >= released_at)
     before, _ = share_ok(t for t in ticks if t.get("t", 0) <= killed_at)
     window = after(ticks, killed_at)
     during, requests = share_ok(window)
@@ -149,7 +165,19 @@ def measure(ticks: Sequence[Mapping], *, component: str, pod: str, forced: bool,
         recovered_after=round(runs[-1][1] - killed_at, 1) if runs else 0.0,
         replaced_after=None if back_at is None else round(back_at - killed_at, 1),
         caused=caused_outage(runs, killed_at),
+        held_for=round(released_at - killed_at, 1) if held else None,
+        survived_hold=(recovered([t for t in ticks if t.get("t", 0) <= released_at], killed_at)
+                       if held else None),
     )
+
+
+def hold_quota(namespace: str) -> dict:
+    """The ResourceQuota that holds a killed pod's replacement back: no new pod in the namespace
+    (those running are not affected; the workload's controller retries once it is gone)."""
+    return {"apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": HOLD_QUOTA, "namespace": namespace,
+                         "labels": {"app.kubernetes.io/managed-by": "scalestage-cli"}},
+            "spec": {"hard": {"pods": "0"}}}
 
 
 def caused_outage(runs: Sequence[tuple[float, float]],
@@ -204,6 +232,7 @@ def spof_check_status(reports: Sequence[KillReport], spofs: Sequence[str], stage
             "outageSeconds": report.outage_seconds,
             "recoveredAfterSeconds": report.recovered_after if report.recovered else None,
             "replacedAfterSeconds": report.replaced_after,
+            "heldForSeconds": report.held_for,
             "sessionsLost": report.sessions_lost,
             **{f"{path}Ok": report.during[path] for path in PATHS
                if report.during[path] is not None},

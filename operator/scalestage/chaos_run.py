@@ -8,11 +8,14 @@ with the report.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from kubernetes.client.exceptions import ApiException
 
 from . import chaos, loadjob
 from .names import GROUP, PLURAL, VERSION
@@ -137,9 +140,11 @@ def victim(pods: list, component: str, pod: str | None) -> str:
 
 
 def kill(target: Target, load: Load, component: str, *, force: bool = False,
-         pod: str | None = None, say: Say = print) -> chaos.KillReport:
+         pod: str | None = None, hold: bool = False, say: Say = print) -> chaos.KillReport:
     """Kill one pod of `component` under the load; watch until users see no failure for
-    chaos.QUIET_SECONDS and the component has its pods back (or WINDOW_SECONDS pass)."""
+    chaos.QUIET_SECONDS and the component has its pods back (or WINDOW_SECONDS pass).
+    `hold`: keep its replacement from starting for chaos.HOLD_SECONDS (no new pod in the
+    namespace meanwhile), to measure users without the pod."""
     components = target.components()
     if component not in components:
         raise ChaosError(f"no component {component!r} at this stage; components: "
@@ -151,24 +156,56 @@ def kill(target: Target, load: Load, component: str, *, force: bool = False,
     old = {p.metadata.name: p.metadata.uid for p in before}  # uids before
     seen = load.ticks()
     killed_at = seen[-1]["t"] if seen else 0.0
-    target.core.delete_namespaced_pod(name, target.namespace,
-                                      grace_period_seconds=0 if force else None)
-    say(f"{'force-killed' if force else 'deleted'} pod {name} ({component}) at load "
-        f"t={killed_at:g} s")
-    deadline = time.monotonic() + WINDOW_SECONDS
-    back_at = None
-    while True:
-        time.sleep(POLL_SECONDS)
-        ticks = load.ticks()
-        if back_at is None and replaced_and_ready(target.pods(selector),
-                                                  components[component]["desired"], old, name):
-            back_at = ticks[-1]["t"] if ticks else killed_at
-        if back_at is not None and chaos.recovered(ticks, max(killed_at, back_at)):
-            break
-        if time.monotonic() > deadline:
-            break
+    with holding(target, enabled=hold) as release:
+        target.core.delete_namespaced_pod(name, target.namespace,
+                                          grace_period_seconds=0 if force else None)
+        say(f"{'force-killed' if force else 'deleted'} pod {name} ({component}) at load "
+            f"t={killed_at:g} s" + (f"; its replacement held back {chaos.HOLD_SECONDS} s"
+                                    if hold else ""))
+        started = time.monotonic()
+        deadline = started + WINDOW_SECONDS
+        back_at = released_at = None
+        while True:
+            time.sleep(POLL_SECONDS)
+            ticks = load.ticks()
+            last = ticks[-1]["t"] if ticks else killed_at
+            if hold and released_at is None and time.monotonic() - started >= chaos.HOLD_SECONDS:
+                release()
+                released_at = last
+            if back_at is None and replaced_and_ready(target.pods(selector),
+                                                      components[component]["desired"], old,
+                                                      name):
+                back_at = last
+            if (back_at is not None and (released_at is not None or not hold)
+                    and chaos.recovered(ticks, max(killed_at, back_at))):
+                break
+            if time.monotonic() > deadline:
+                break
     return chaos.measure(ticks, component=component, pod=name, forced=force,
-                         killed_at=killed_at, back_at=back_at)
+                         killed_at=killed_at, back_at=back_at, released_at=released_at)
+
+
+@contextlib.contextmanager
+def holding(target: Target, *, enabled: bool):
+    """A zero-pod ResourceQuota in the namespace while the block runs, or until the `release`
+    it yields is called; none left behind, even by a run that failed (or an earlier one)."""
+    def release():
+        try:
+            target.core.delete_namespaced_resource_quota(chaos.HOLD_QUOTA, target.namespace)
+        except ApiException as error:
+            if error.status != 404:  # already gone is fine; anything else must be seen
+                raise
+
+    if not enabled:
+        yield lambda: None
+        return
+    release()  # a hold an interrupted run left
+    target.core.create_namespaced_resource_quota(target.namespace,
+                                                 chaos.hold_quota(target.namespace))
+    try:
+        yield release
+    finally:
+        release()
 
 
 def replaced_and_ready(pods: list, desired: int, old: dict[str, str], killed: str) -> bool:
@@ -181,8 +218,8 @@ def replaced_and_ready(pods: list, desired: int, old: dict[str, str], killed: st
 
 def spof_check(target: Target, load: Load, say: Say = print) -> dict[str, Any]:
     """Kill one pod of each component of the stage in turn, outright (a crash: no graceful stop
-    to hide behind), and compare with status.spofs; the result goes to status.spofCheck and an
-    Event."""
+    to hide behind), its replacement held back for chaos.HOLD_SECONDS, and compare with
+    status.spofs; the result goes to status.spofCheck and an Event."""
     found = target.scalestage()
     status = found.get("status") or {}
     if status.get("phase") != "Ready":
@@ -190,7 +227,7 @@ def spof_check(target: Target, load: Load, say: Say = print) -> dict[str, Any]:
                          "a spof-check measures a Ready stage")
     reports = []
     for component in target.components():
-        report = kill(target, load, component, force=True, say=say)
+        report = kill(target, load, component, force=True, hold=True, say=say)
         say(f"  {component}: outage {report.outage_seconds:g} s, sessions lost "
             f"{report.sessions_lost}, {'SPOF' if report.spof else 'no SPOF'} measured")
         reports.append(report)

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import loadjob
+from .chaos import HOLD_SECONDS
 from .names import GROUP, PLURAL, VERSION
 from .stages import STAGES
 
@@ -336,8 +337,10 @@ def kill_table(report: Mapping) -> Table:
                                         for p in ("read", "write", "session")))
     recovered = (f"everything answered again {report['recovered_after']:g} s after the kill"
                  if report["recovered"] else "[red]not recovered within the window[/]")
+    held = (f"; replacement held back {report['held_for']:g} s"
+            if report.get("held_for") is not None else "")
     table.caption = (f"outage {report['outage_seconds']:g} s (longest run of failing seconds); "
-                     f"{recovered}; sessions lost {report['sessions_lost']}")
+                     f"{recovered}; sessions lost {report['sessions_lost']}{held}")
     table.caption_justify = "left"
     return table
 
@@ -349,7 +352,7 @@ def spof_table(check: Mapping) -> Table:
                 else "[bold red]measurements contradict status.spofs[/]"))
     table = Table(title=title, title_justify="left")
     for column in ("component", "declared SPOF", "reads ok", "writes ok", "sessions ok",
-                   "sessions lost", "outage s", "verdict"):
+                   "sessions lost", "outage s", "held s", "verdict"):
         table.add_column(column, justify="left" if column in ("component", "verdict")
                          else "right")
     for row in check["components"]:
@@ -357,7 +360,12 @@ def spof_table(check: Mapping) -> Table:
         table.add_row(row["component"], "yes" if row["declared"] else "no",
                       _share(row.get("readOk")), _share(row.get("writeOk")),
                       _share(row.get("sessionOk")), str(row["sessionsLost"]),
-                      f"{row['outageSeconds']:g}", f"[{style}]{row['verdict']}[/]")
+                      f"{row['outageSeconds']:g}",
+                      "-" if row.get("heldForSeconds") is None else f"{row['heldForSeconds']:g}",
+                      f"[{style}]{row['verdict']}[/]")
+    table.caption = ("Each pod killed outright, its replacement held back: a single point of "
+                     "failure when a path still failed as the hold ended.")
+    table.caption_justify = "left"
     return table
 
 
@@ -376,7 +384,7 @@ def chaos_command(args, api, console: Console) -> int:
                 result = chaos_run.spof_check(target, load, say)
             else:
                 result = chaos_run.kill(target, load, args.component, force=args.force,
-                                        pod=args.pod, say=say).as_dict()
+                                        pod=args.pod, hold=args.hold, say=say).as_dict()
         finally:
             summary = load.finish()
     except chaos_run.ChaosError as error:
@@ -407,13 +415,17 @@ def _add_chaos_parsers(commands) -> None:
     kill.add_argument("--force", action="store_true",
                       help="no graceful stop (grace period 0): a crash, not a rollout")
     kill.add_argument("--pod", default=None, help="this pod (default: the first ready one)")
+    kill.add_argument("--hold", action="store_true",
+                      help=f"hold its replacement back {HOLD_SECONDS} s (no new pod in "
+                           "the namespace meanwhile): users without the pod, not a quick restart")
     kill.add_argument("--json", action="store_true", help="print the report as JSON")
     check = commands.add_parser(
         "spof-check", help="kill each component in turn under load; compare with status.spofs",
         description="For the stage the ScaleStage is at, kills one pod of each component in "
-                    "turn (outright) under load and measures what users saw. A component is a "
-                    "single point of failure when the outage its kill caused lasted until its "
-                    "replacement was ready (docs/chaos.md). Writes the result to "
+                    "turn (outright) under load, holds its replacement back "
+                    f"{HOLD_SECONDS} s, and measures what users saw. A component is a "
+                    "single point of failure when a path still failed as the hold ended "
+                    "(docs/chaos.md). Writes the result to "
                     "status.spofCheck and an Event; exits non-zero when a measurement "
                     "contradicts status.spofs.")
     check.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -136,3 +136,44 @@ def test_writes_held_while_a_primary_restarts_are_an_outage_and_later_noise_is_n
     fast = chaos.measure(blip, component="redis", pod="r", forced=True, killed_at=3.5,
                          back_at=5.0)
     assert fast.replaced_after == 1.5 and fast.spof  # back in 1.5 s, but everything waited
+
+
+def test_with_the_replacement_held_back_a_spof_is_a_path_still_failing_as_the_hold_ends():
+    # the stage-3 lesson that timing alone got wrong on a quiet node: the pinned client's web pod
+    # killed, its requests failed ~2 s until the Service routed it to another pod, and the
+    # replacement (had it not been held) would have been ready just then
+    pinned = ([tick(t) for t in range(1, 4)] + [tick(4, read=(0, 6), session=(0, 6))]
+              + [tick(5, read=(2, 6), session=(2, 6), sessions_lost=4)]
+              + [tick(t, sessions_lost=4) for t in range(6, 30)])
+    assert chaos.measure(pinned, component="web", pod="w", forced=True, killed_at=3.5,
+                         back_at=5.0).spof  # no hold: the timing rule is fooled
+    held = chaos.measure(pinned, component="web", pod="w", forced=True, killed_at=3.5,
+                         back_at=22.0, released_at=18.5)
+    assert held.held_for == 15.0 and held.survived_hold and not held.spof
+    assert held.sessions_lost == 4 and held.as_dict()["held_for"] == 15.0
+    # Redis held back: sessions fail until the hold ends, however fast it would have restarted
+    redis = ([tick(t) for t in range(1, 4)] + [tick(t, session=(0, 9)) for t in range(4, 20)]
+             + [tick(t) for t in range(20, 30)])
+    report = chaos.measure(redis, component="redis", pod="r", forced=True, killed_at=3.5,
+                           back_at=19.5, released_at=18.5)
+    assert report.survived_hold is False and report.spof
+    # a path that recovered only in the hold's last seconds: not QUIET_SECONDS of it yet
+    late = ([tick(t) for t in range(1, 4)] + [tick(t, write=(0, 5)) for t in range(4, 16)]
+            + [tick(t) for t in range(16, 30)])
+    assert chaos.measure(late, component="db-primary", pod="p", forced=True, killed_at=3.5,
+                         back_at=20.0, released_at=18.5).spof
+
+
+def test_a_hold_the_replacement_beat_does_not_count():
+    # the quota did not hold it (it was back before the release): timing decides, as without one
+    ticks = [tick(t) for t in range(1, 4)] + [tick(t, read=(5, 5)) for t in range(4, 6)] + [
+        tick(t) for t in range(6, 25)]
+    report = chaos.measure(ticks, component="db-replica", pod="r", forced=True, killed_at=3.5,
+                           back_at=12.0, released_at=18.5)
+    assert report.held_for is None and report.survived_hold is None and not report.spof
+
+
+def test_the_hold_quota_admits_no_new_pod():
+    quota = chaos.hold_quota("demo")
+    assert quota["kind"] == "ResourceQuota" and quota["metadata"]["name"] == chaos.HOLD_QUOTA
+    assert quota["metadata"]["namespace"] == "demo" and quota["spec"]["hard"] == {"pods": "0"}
