@@ -1,9 +1,14 @@
 """Server-side apply of a ScaleStage's children under one field manager, and pruning by labels.
 
-The deciding parts are pure (`owned`, `needs_apply`, `to_prune`); `Cluster` is the only thing here
-that talks to the API server, through the kubernetes DynamicClient (dicts in and out), and it
-counts its own write calls. An unchanged child is not applied again: an idle reconcile makes no
-write call at all.
+The deciding parts are pure (`owned`, `needs_apply`, `to_prune`, `taken`); `Cluster` is the only
+thing here that talks to the API server, through the kubernetes DynamicClient (dicts in and out),
+and it counts its own write calls. An unchanged child is not applied again: an idle reconcile makes
+no write call at all.
+
+A child's name may already be held by an object this ScaleStage does not control (another
+ScaleStage's child: `chirp-web` is the front door of a ScaleStage `chirp-web` and the web Service of
+one named `chirp`; or something a person made). Server-side apply under our one field manager would
+take it over, so such a name is never written: the pass stops and says so (`names_taken`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -45,6 +51,9 @@ KINDS: dict[str, str] = {
     "Job": "batch/v1",  # a data move's steps (specs/jobs.py)
 }
 WORKLOAD_KINDS = ("StatefulSet", "Deployment")
+# A list answered with each object's metadata only: all a name check needs, and never the data
+# of Secrets that are not ours.
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 # (namespace, Job name) -> the log of the Job's newest pod, or None when it has none yet
 LogReader = Callable[[str, str], "str | None"]
@@ -142,6 +151,56 @@ def is_owned_by(obj: Mapping, owner_uid: str) -> bool:
     return any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or [])
 
 
+def controller(obj: Mapping) -> Mapping | None:
+    """The owner reference that controls this object, if one does."""
+    return next((ref for ref in obj["metadata"].get("ownerReferences") or []
+                 if ref.get("controller")), None)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A child's name held by an object this ScaleStage does not control."""
+
+    kind: str
+    name: str
+    holder: str  # who controls it, for people: "ScaleStage chirp (uid …)", or "no one"
+
+    @property
+    def child(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+def unclaimed(desired: Iterable[Mapping], observed: Mapping[tuple[str, str], Mapping]
+              ) -> dict[str, set[str]]:
+    """Names (by kind) of the children we want that are not among ours: the only ones another
+    object can hold. Empty once every child exists, so a steady pass reads nothing more."""
+    out: dict[str, set[str]] = {}
+    for manifest in desired:
+        if key(manifest) not in observed:
+            out.setdefault(manifest["kind"], set()).add(manifest["metadata"]["name"])
+    return out
+
+
+def taken(wanted: Mapping[str, set[str]], existing: Mapping[str, Iterable[Mapping]],
+          owner_uid: str) -> list[Taken]:
+    """The wanted names that exist already under another controller, or under none. An object
+    this ScaleStage controls is ours whatever its labels say (a hand edit is undone by the apply).
+    """
+    out = []
+    for kind, names in wanted.items():
+        for obj in existing.get(kind, ()):
+            name = obj["metadata"]["name"]
+            ref = controller(obj)
+            if name not in names or (ref is not None and ref.get("uid") == owner_uid):
+                continue
+            holder = (f"{ref.get('kind')} {ref.get('name')}" if ref is not None
+                      else "no one")
+            if ref is not None and ref.get("kind") == SCALESTAGE:
+                holder += f" (uid {ref.get('uid')})"  # tells an earlier one of our name apart
+            out.append(Taken(kind, name, holder))
+    return sorted(out, key=lambda t: (t.kind, t.name))
+
+
 # --- the API server ---------------------------------------------------------------------------
 
 
@@ -213,6 +272,12 @@ class Cluster:
         found = self.resources[kind].get(namespace=namespace, label_selector=selector)
         return found.to_dict()["items"]
 
+    def list_metadata(self, kind: str, namespace: str) -> list[dict]:
+        """The metadata of every object of one kind in the namespace, whoever made it."""
+        found = self.resources[kind].get(namespace=namespace,
+                                         header_params={"Accept": METADATA_ONLY})
+        return found.to_dict()["items"]
+
     def apply(self, manifest: Mapping) -> None:
         self.writes += 1
         self.resources[manifest["kind"]].server_side_apply(
@@ -244,6 +309,16 @@ def observe(cluster: Cluster, namespace: str, selector: str,
         for obj in cluster.list(kind, namespace, selector)
         if is_owned_by(obj, owner_uid)
     }
+
+
+def names_taken(cluster: Cluster, desired: Iterable[Mapping],
+                observed: Mapping[tuple[str, str], Mapping], owner: Mapping) -> list[Taken]:
+    """The children's names someone else holds. Reads one list (metadata only) per kind that has
+    a child still to create, none when every child exists (`observe` has already found them)."""
+    wanted = unclaimed(desired, observed)
+    meta = owner["metadata"]
+    existing = {kind: cluster.list_metadata(kind, meta["namespace"]) for kind in wanted}
+    return taken(wanted, existing, meta["uid"])
 
 
 def sync(cluster: Cluster, desired: list[Mapping], observed: Mapping[tuple[str, str], Mapping],

@@ -25,6 +25,7 @@ from .specs import jobs, redis, secrets
 log = logging.getLogger(__name__)
 
 SESSION_STORES = {"process": "the web process", "redis": "Redis"}  # for Events
+HELD = "held"  # an Outcome's action when a child's name is taken and nothing was applied
 IMAGE_ENV = "SCALESTAGE_IMAGE_{}"  # SCALESTAGE_IMAGE_APP, …: default images when a spec names none
 
 
@@ -39,12 +40,13 @@ class Event:
 
 @dataclass
 class Outcome:
-    action: str  # create | in-place | move | refused
+    action: str  # create | in-place | move | refused | held
     applied: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     status_written: bool = False
     writes: int = 0  # write calls made (0 when nothing changed)
+    taken: list[apply.Taken] = field(default_factory=list)  # children's names others hold
 
 
 class Operator:
@@ -182,6 +184,8 @@ def reconcile(
         plan = dataclasses.replace(plan, **keep)
         desired = specs.build_all(plan, names, credentials(observed, names))
     observed = converge(cluster, body, desired, observed, outcome)
+    if outcome.taken:
+        return hold(cluster, body, previous, outcome)
     new_status = status.summarize(plan, workloads_by_component(observed, names.instance),
                                   meta.get("generation", 0), previous, now())
     new_status.update(status.walk(plan.number, target.number, new_status, now()))
@@ -267,6 +271,8 @@ def continue_move(cluster: apply.Cluster, body: Mapping, observed: Mapping,
     desired += [jobs.move_job(names, source, target, action)
                 for action in moves.jobs_wanted(current, seen)]
     observed = converge(cluster, body, desired, observed, outcome)
+    if outcome.taken:  # the move waits (its record stays): no step runs on half its objects
+        return hold(cluster, body, previous, outcome)
     if current == moves.RETIRING:
         # the move is complete and the target stage ready: the source's data goes, volumes too
         for manifest in source_data:
@@ -324,6 +330,8 @@ def finish_move(cluster: apply.Cluster, body: Mapping, observed: Mapping, record
     names = Names(meta["name"])
     previous = dict(body["status"])
     observed = converge(cluster, body, specs.build_all(target, names, creds), observed, outcome)
+    if outcome.taken:
+        return hold(cluster, body, previous, outcome)
     new_status = status.summarize(target, workloads_by_component(observed, names.instance),
                                   meta.get("generation", 0), previous, now())
     new_status.update(status.walk(target.number, body["spec"]["stage"], new_status, now()))
@@ -339,8 +347,14 @@ def finish_move(cluster: apply.Cluster, body: Mapping, observed: Mapping, record
 
 def converge(cluster: apply.Cluster, body: Mapping, desired: list, observed: Mapping,
              outcome: Outcome) -> Mapping:
-    """Apply what differs, prune the rest; the children as they are afterwards."""
+    """Apply what differs, prune the rest; the children as they are afterwards. Nothing at all
+    when a child's name belongs to another object (`outcome.taken`): our children refer to each
+    other by name (a web pod to `<name>-db-rw`), so a partial stage could talk to someone else's;
+    the caller then holds the pass (`hold`)."""
     meta = body["metadata"]
+    outcome.taken = apply.names_taken(cluster, desired, observed, body)
+    if outcome.taken:
+        return observed
     applied, pruned = apply.sync(cluster, desired, observed, body)
     outcome.applied += applied
     outcome.pruned += pruned
@@ -401,6 +415,25 @@ def refuse(cluster: apply.Cluster, body: Mapping, previous: dict,
                        for c in previous.get("conditions") or [])
     if not already_said:
         outcome.events.append(Event("Warning", "StageChangeRefused", step.message))
+    write_status(cluster, body, previous, new_status, outcome)
+    return outcome
+
+
+def hold(cluster: apply.Cluster, body: Mapping, previous: Mapping, outcome: Outcome) -> Outcome:
+    """Nothing applied because a child's name belongs to another object: say so (phase, the
+    Ready condition, one Warning event while it holds) and try again next pass. The name's owner
+    is never written to."""
+    taken = [(t.child, t.holder) for t in outcome.taken]
+    new_status = status.held(taken, body["metadata"].get("generation", 0), previous, now())
+    [ready] = [c for c in new_status["conditions"] if c["type"] == "Ready"]
+    already_said = any(c.get("type") == "Ready" and c.get("reason") == ready["reason"]
+                       and c.get("message") == ready["message"]
+                       for c in previous.get("conditions") or [])
+    if not already_said:
+        outcome.events.append(Event("Warning", status.NAME_TAKEN, ready["message"]))
+        log.warning("%s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"],
+                    ready["message"])
+    outcome.action = HELD
     write_status(cluster, body, previous, new_status, outcome)
     return outcome
 

@@ -10,6 +10,7 @@ from .stages import STAGES, Component, Plan, components
 
 PENDING, PROGRESSING, READY, DEGRADED = "Pending", "Progressing", "Ready", "Degraded"
 MIGRATING, FAILED = "Migrating", "Failed"
+NAME_TAKEN = "NameTaken"  # the reason when a child's name belongs to another object
 
 
 def component_status(component: Component, observed: Mapping | None) -> dict[str, Any]:
@@ -127,6 +128,27 @@ def with_condition(status: Mapping, new: Mapping, now: str) -> dict[str, Any]:
     kept."""
     merged = merge_conditions(status.get("conditions") or [], [new], now)
     return {**status, "conditions": merged}
+
+
+def held(taken: Sequence[tuple[str, str]], generation: int, previous: Mapping,
+         now: str) -> dict[str, Any]:
+    """The status while children's names belong to other objects (`taken`: ("Kind/name", who
+    controls it) each): nothing applied, never Ready. The rest of the status (stage reached,
+    components, a move's record) stays as it was: only the keys returned are written."""
+    held_by = "; ".join(f"{child} exists already, controlled by {holder}"
+                        for child, holder in taken)
+    one = len(taken) == 1
+    message = (f"{held_by}; nothing is applied until {'it is' if one else 'they are'} free "
+               f"(delete {'that object' if one else 'those objects'} or give this ScaleStage "
+               f"another name)")
+    return {
+        "phase": FAILED,
+        "observedGeneration": generation,
+        "progress": f"name taken: {', '.join(child for child, _ in taken)}",
+        "conditions": merge_conditions(previous.get("conditions") or [], [
+            condition("Ready", False, NAME_TAKEN, message),
+            condition("Progressing", False, NAME_TAKEN, message)], now),
+    }
 
 
 def walk(reached: int, target: int, summary: Mapping, now: str) -> dict[str, Any]:

@@ -122,3 +122,53 @@ def test_namespace_terminating_is_told_apart_from_rbac_refusals():
     assert not apply.namespace_terminating(refused(
         'secrets is forbidden: User "system:serviceaccount:x:y" cannot create resource'))
     assert not apply.namespace_terminating(ApiException(status=404, reason="Not Found"))
+
+
+# --- a child's name held by another object (issue 13) ------------------------------------------
+def meta_only(kind, name, controller_uid=None, controller_kind="ScaleStage", owner_name="chirp"):
+    """An object as a metadata-only list gives it back."""
+    refs = [] if controller_uid is None else [
+        {"apiVersion": "scalestage.dev/v1alpha1", "kind": controller_kind, "name": owner_name,
+         "uid": controller_uid, "controller": True}]
+    return {"kind": kind, "metadata": {"name": name, "ownerReferences": refs}}
+
+
+def service(name):
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}}
+
+
+def test_only_children_not_among_ours_need_their_names_checked():
+    desired = [service("chirp-web"), service("chirp-web-db-rw"), deployment()]
+    observed = {("Service", "chirp-web-db-rw"): {}}
+    assert apply.unclaimed(desired, observed) == {"Service": {"chirp-web"},
+                                                  "Deployment": {"chirp-web"}}
+    # every child exists already: nothing to read
+    assert apply.unclaimed(desired, {apply.key(m): {} for m in desired}) == {}
+
+
+def test_a_name_controlled_by_another_owner_or_by_none_is_taken():
+    wanted = {"Service": {"chirp-web", "chirp-web-db-rw", "chirp-web-db-ro"},
+              "Secret": {"chirp-web-credentials"}}
+    existing = {
+        # another ScaleStage's web Service: the collision of issue 13
+        "Service": [meta_only("Service", "chirp-web", "u-2"),
+                    meta_only("Service", "chirp-web-db-rw", "u-1"),  # ours, labels edited away
+                    meta_only("Service", "unrelated", None)],
+        "Secret": [meta_only("Secret", "chirp-web-credentials", None)],  # made by hand
+    }
+    assert apply.taken(wanted, existing, "u-1") == [
+        apply.Taken("Secret", "chirp-web-credentials", "no one"),
+        apply.Taken("Service", "chirp-web", "ScaleStage chirp (uid u-2)"),
+    ]
+
+
+def test_a_non_controller_owner_reference_of_ours_does_not_make_it_ours():
+    obj = meta_only("Service", "chirp-web", "u-2", controller_kind="Deployment", owner_name="x")
+    obj["metadata"]["ownerReferences"].append({"uid": "u-1", "controller": False})
+    [taken] = apply.taken({"Service": {"chirp-web"}}, {"Service": [obj]}, "u-1")
+    assert (taken.child, taken.holder) == ("Service/chirp-web", "Deployment x")
+
+
+def test_nothing_is_taken_when_the_names_are_free():
+    assert apply.taken({"Service": {"chirp-web"}}, {"Service": []}, "u-1") == []
+    assert apply.taken({}, {}, "u-1") == []

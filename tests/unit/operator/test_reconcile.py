@@ -18,6 +18,9 @@ class MemoryCluster(apply.Cluster):
     def list(self, kind, namespace, selector):
         return [copy.deepcopy(obj) for (k, _), obj in self.objects.items() if k == kind]
 
+    def list_metadata(self, kind, namespace):
+        return self.list(kind, namespace, None)
+
     def apply(self, manifest):
         self.writes += 1
         self.objects[apply.key(manifest)] = copy.deepcopy(dict(manifest))
@@ -294,3 +297,54 @@ def test_4_to_3_keeps_redis_until_the_web_pods_no_longer_use_it():
     down = run(cluster, 3, cluster.status)  # rolled: Redis goes
     assert "chirp-redis" not in names_of(cluster, "Deployment")
     assert sorted(down.pruned) == ["Deployment/chirp-redis", "Service/chirp-redis"]
+
+
+def someone_elses(kind, name, uid="u-2", owner="chirp-web"):
+    """An object of another ScaleStage (`chirp-web`, whose front door is Service chirp-web)."""
+    return {"apiVersion": "v1", "kind": kind, "metadata": {
+        "name": name, "namespace": "demo", "labels": {"app.kubernetes.io/instance": owner},
+        "ownerReferences": [{"apiVersion": API_VERSION, "kind": "ScaleStage", "name": owner,
+                             "uid": uid, "controller": True}]}}
+
+
+def test_a_childs_name_held_by_another_owner_is_left_alone_until_it_is_free():
+    cluster = MemoryCluster()
+    theirs = someone_elses("Service", "chirp-web")
+    cluster.objects[("Service", "chirp-web")] = copy.deepcopy(theirs)
+    held = run(cluster, 2)
+    assert held.action == "held" and held.applied == [] and held.pruned == []
+    assert cluster.objects == {("Service", "chirp-web"): theirs}  # nothing of ours, theirs as is
+    assert cluster.writes == 1  # the status only
+    assert cluster.status["phase"] == "Failed" and "stage" not in cluster.status
+    ready = next(c for c in cluster.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "NameTaken")
+    [event] = held.events
+    assert (event.type, event.reason) == ("Warning", "NameTaken")
+    assert "Service/chirp-web exists already, controlled by ScaleStage chirp-web (uid u-2)" in (
+        event.message)
+
+    again = run(cluster, 2, cluster.status)  # said once; an idle held pass writes nothing
+    assert (again.events, cluster.writes) == ([], 0)
+
+    del cluster.objects[("Service", "chirp-web")]  # the other one goes: the name is free
+    free = run(cluster, 2, cluster.status)
+    assert free.action == "create" and "Service/chirp-web" in free.applied
+    assert cluster.status["stage"] == 2 and cluster.status["phase"] != "Failed"
+    ready = next(c for c in cluster.status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] != "NameTaken"
+
+
+def test_a_name_taken_on_the_way_to_the_next_stage_stops_the_walk_without_a_write():
+    cluster = MemoryCluster()
+    run(cluster, 3)
+    cluster.settle()
+    run(cluster, 3, cluster.status)
+    assert cluster.status["phase"] == "Ready"
+    before = copy.deepcopy(cluster.objects)
+    cluster.objects[("Service", "chirp-redis")] = someone_elses("Service", "chirp-redis",
+                                                                owner="chirp-redis")
+    held = run(cluster, 4, cluster.status)
+    assert held.action == "held" and cluster.writes == 1
+    assert {k: v for k, v in cluster.objects.items() if k != ("Service", "chirp-redis")} == before
+    assert cluster.status["phase"] == "Failed" and cluster.status["stage"] == 3
+    assert cluster.status["progress"] == "name taken: Service/chirp-redis"

@@ -135,3 +135,20 @@ def test_with_condition_sets_one_and_keeps_the_rest(plan):
     assert condition(out, "Progressing")["reason"] == "MigrationRequired"
     assert condition(out, "Ready") == condition(s, "Ready")
     assert out["phase"] == s["phase"]
+
+
+def test_a_taken_name_is_failed_never_ready_and_keeps_the_rest(plan):
+    before = summary(plan(2), all_ready(plan(2)))
+    assert before["phase"] == "Ready"
+    held = status.held([("Service/chirp-web", "ScaleStage chirp (uid u-2)")], 8, before, LATER)
+    assert held["phase"] == "Failed" and held["observedGeneration"] == 8
+    assert held["progress"] == "name taken: Service/chirp-web"
+    ready, progressing = condition(held, "Ready"), condition(held, "Progressing")
+    assert (ready["status"], ready["reason"]) == ("False", "NameTaken")
+    assert (progressing["status"], progressing["reason"]) == ("False", "NameTaken")
+    assert ready["message"].startswith(
+        "Service/chirp-web exists already, controlled by ScaleStage chirp (uid u-2); nothing is "
+        "applied until it is free")
+    assert ready["lastTransitionTime"] == LATER
+    assert condition(held, "Degraded") == condition(before, "Degraded")  # kept as it was
+    assert set(held) == {"phase", "observedGeneration", "progress", "conditions"}  # the rest stays
