@@ -24,30 +24,80 @@ if [[ -z "${SCALESTAGE_OFFLINE:-}" ]]; then
   if registry_answers; then SCALESTAGE_OFFLINE=0; else SCALESTAGE_OFFLINE=1; fi
 fi
 
+# slim_rootfs DIR: make a debootstrap rootfs a container base (what the official debian:*-slim images
+# do, after debuerreotype's slimify): no service starts during apt installs; apt installs no
+# recommends and keeps no package lists' binary caches nor downloaded .debs in any image layer; dpkg
+# installs no docs (copyrights stay), man/info pages or translations (nothing here reads them: the
+# servers run in the C locale: operator/scalestage/templates/postgres-primary.sh), and the ones the minbase already
+# has are deleted. debian_base keys its cached tarball and image by a hash of this function, so a
+# changed rule makes a new base instead of reusing the old one.
+slim_rootfs() {
+  local rootfs=$1
+  printf '#!/bin/sh\nexit 101\n' > "$rootfs/usr/sbin/policy-rc.d"; chmod +x "$rootfs/usr/sbin/policy-rc.d"
+  printf 'deb %s %s main\ndeb %s %s-updates main\ndeb http://deb.debian.org/debian-security %s-security main\n' \
+    "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" "$SUITE" > "$rootfs/etc/apt/sources.list"
+  cat > "$rootfs/etc/apt/apt.conf.d/90scalestage" <<'APT'
+APT::Install-Recommends "false";
+APT::Install-Suggests "false";
+Acquire::Languages "none";
+Acquire::GzipIndexes "true";
+Acquire::CompressionTypes::Order:: "gz";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT
+  cat > "$rootfs/etc/dpkg/dpkg.cfg.d/90scalestage-slim" <<'DPKG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+DPKG
+  find "$rootfs/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+  find "$rootfs/usr/share/locale" -mindepth 1 ! -type d ! -name locale.alias -delete
+  find "$rootfs/usr/share/doc" "$rootfs/usr/share/locale" -mindepth 1 -depth -type d -empty -delete
+  rm -rf "$rootfs"/usr/share/{man,groff,info,lintian,linda}/* \
+    "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
+    "$rootfs"/var/cache/debconf/*-old "$rootfs"/var/lib/dpkg/*-old "$rootfs"/var/log/apt/* \
+    "$rootfs"/var/log/{alternatives,bootstrap,dpkg}.log
+}
+
 # debian_base: scalestage/debian-base from debootstrap (offline) or debian:bookworm-slim (online).
 debian_base() {
   local tag=scalestage/debian-base:$SUITE
   if [[ $SCALESTAGE_OFFLINE == 0 ]]; then
     docker tag debian:bookworm-slim "$tag"; return
   fi
-  image_exists "$tag" && { log "images: $tag present"; return; }
-  local tarball="$CACHE/debian-$SUITE-minbase.tar"
-  if [[ ! -f "$tarball" ]]; then
+  local key label=dev.scalestage.debian-base
+  key="$( { declare -f slim_rootfs; echo "$MIRROR $SUITE"; } | sha256sum | cut -c1-12)"
+  if [[ "$(docker image inspect -f "{{ index .Config.Labels \"$label\" }}" "$tag" 2>/dev/null)" == "$key" ]]; then
+    log "images: $tag present"; return
+  fi
+  # debootstrap's output as it comes (the slow, networked step), then the slimmed tarball of it
+  local raw="$CACHE/debian-$SUITE-minbase.tar" tarball="$CACHE/debian-$SUITE-slim-$key.tar" rootfs
+  if [[ ! -f "$raw" ]]; then
     apt_install debootstrap
     log "images: debootstrap $SUITE (about a minute)"
-    local rootfs; rootfs="$(mktemp -d)"
+    rootfs="$(mktemp -d)"
     debootstrap --variant=minbase "$SUITE" "$rootfs" "$MIRROR" >/dev/null
-    # what the official debian image also does: no service starts during apt installs, no docs
-    printf '#!/bin/sh\nexit 101\n' > "$rootfs/usr/sbin/policy-rc.d"; chmod +x "$rootfs/usr/sbin/policy-rc.d"
-    printf 'deb %s %s main\ndeb %s %s-updates main\ndeb http://deb.debian.org/debian-security %s-security main\n' \
-      "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" "$SUITE" > "$rootfs/etc/apt/sources.list"
-    printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' > "$rootfs/etc/apt/apt.conf.d/90scalestage"
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    tar -C "$rootfs" -cf "$raw.tmp" . && mv "$raw.tmp" "$raw"
+    rm -rf "$rootfs"
+  fi
+  if [[ ! -f "$tarball" ]]; then
+    rm -f "$CACHE/debian-$SUITE-slim-"*.tar   # made by older rules
+    rootfs="$(mktemp -d)"
+    tar -C "$rootfs" -xf "$raw"
+    slim_rootfs "$rootfs"
     tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
     rm -rf "$rootfs"
   fi
-  docker import "$tarball" "$tag" >/dev/null
-  log "images: $tag imported"
+  docker import --change "LABEL $label=$key" "$tarball" "$tag" >/dev/null
+  log "images: $tag imported (slim rules $key)"
 }
 
 # build TAG DIR BASE [EXTRA docker build args...]
