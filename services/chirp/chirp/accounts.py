@@ -28,12 +28,13 @@ def sign_up(svc: Services, username: str, password: str) -> dict:
 
 def _lookup(svc: Services, username: str, last_write_at: float | None) -> dict | None:
     """From a replica when allowed; a miss there is re-checked on the primary (it may lag)."""
-    shard = svc.shard_map.shard_for_username(username)
+    shard = svc.dbs.layout(last_write_at).shard_for_username(username)
     user = svc.dbs.read(shard, lambda db: queries.user_by_name(db, username),
                         last_write_at=last_write_at)
     if user is None and shard.replica_urls:
-        user = svc.dbs.read(shard, lambda db: queries.user_by_name(db, username),
-                            last_write_at=float("inf"))
+        now = float("inf")
+        user = svc.dbs.read(svc.dbs.layout(now).shard_for_username(username),
+                            lambda db: queries.user_by_name(db, username), last_write_at=now)
     return user
 
 

@@ -85,6 +85,9 @@ class Config:
     # Tunables (not environment variables).
     max_replica_lag_seconds: float = 5.0  # a replica further behind than this is skipped
     replica_check_seconds: float = 0.5  # how often a replica's health, lag, position are measured
+    # A read that accepts staleness (no write of its own to see) re-reads the routing record of
+    # its layout at most this often, so it follows a data move within this much (docs/moves.md).
+    routing_check_seconds: float = 1.0
     cache_ttl_seconds: int = 300
     recent_posts_per_author: int = 20  # per-author list cached at stage 4 (one page: cheap)
     fanout_timeline_cap: int = 800  # fanned-out timeline length kept per user at stage 5

@@ -8,6 +8,9 @@
   of only those who did.
 - stage 5: the home timeline comes from the fanned-out sorted set in Redis; when that cannot answer
   it is gathered across the shards (through the same per-author cache when Redis is up).
+
+Every database read first asks svc.dbs.layout() which shards hold the rows now (a data move may
+have replaced the configured ones), with the recency the read needs.
 """
 
 import heapq
@@ -34,12 +37,11 @@ def _merge_newest(pages, limit: int) -> list[dict]:
 def posts_by_authors(svc: Services, author_ids, before: int | None, limit: int,
                      last_write_at: float | None) -> list[dict]:
     """The newest `limit` posts (older than `before`) of these authors, from their shards."""
-    groups = svc.shard_map.group_by_shard(author_ids)
+    groups = svc.dbs.layout(last_write_at).group_by_shard(author_ids)
     pages = [
-        svc.dbs.read(svc.shard_map.shards[k],
-                     lambda db, ids=ids: queries.posts_by_authors(db, ids, before, limit),
+        svc.dbs.read(shard, lambda db, ids=ids: queries.posts_by_authors(db, ids, before, limit),
                      last_write_at=last_write_at)
-        for k, ids in sorted(groups.items())
+        for shard, ids in groups
     ]
     return _merge_newest(pages, limit)
 
@@ -56,8 +58,8 @@ def _recent_lists(svc: Services, author_ids: list[int],
         fresh_after = _fresh_after(last_write_at,
                                    [generations.get(f"author:{a}", 0) for a in wanted])
         by_author = {a: [] for a in wanted}
-        for k, ids in sorted(svc.shard_map.group_by_shard(wanted).items()):
-            rows = svc.dbs.read(svc.shard_map.shards[k],
+        for shard, ids in svc.dbs.layout(fresh_after).group_by_shard(wanted):
+            rows = svc.dbs.read(shard,
                                 lambda db, ids=ids: queries.recent_posts_per_author(db, ids,
                                                                                     per_author),
                                 last_write_at=fresh_after)
@@ -76,11 +78,11 @@ def _recent_lists(svc: Services, author_ids: list[int],
 def _cached_user_read(svc: Services, user_id: int, key: str, tags: tuple[str, ...], query,
                       last_write_at):
     """One user's row(s) from their shard, cache-aside when there is a cache (stage 4+)."""
-    shard = svc.shard_map.shard_for_user_id(user_id)
 
     def load(generations):
-        return svc.dbs.read(shard, lambda db: query(db, user_id),
-                            last_write_at=_fresh_after(last_write_at, generations.values()))
+        fresh_after = _fresh_after(last_write_at, generations.values())
+        return svc.dbs.read(svc.dbs.layout(fresh_after).shard_for_id(user_id),
+                            lambda db: query(db, user_id), last_write_at=fresh_after)
 
     if svc.cache is None:
         return load({})
@@ -109,11 +111,13 @@ def home_timeline(svc: Services, user_id: int, before: int | None, limit: int,
             trace.served_timeline(f"{gathered} ({how})")
             return page
     trace.served_timeline(gathered)
-    if svc.shard_map.sharded:
+    layout = svc.dbs.layout(last_write_at)
+    # A reshard may have spread an unsharded stage's rows (until the operator rolls stage 5 out).
+    if svc.shard_map.sharded or len(layout.shards) > 1:
         authors = sorted(set(_followees(svc, user_id, last_write_at)) | {user_id})
         return posts_by_authors(svc, authors, before, limit, last_write_at)
-    shard = svc.shard_map.shards[0]
-    return svc.dbs.read(shard, lambda db: queries.home_timeline(db, user_id, before, limit),
+    return svc.dbs.read(layout.shards[0],
+                        lambda db: queries.home_timeline(db, user_id, before, limit),
                         last_write_at=last_write_at)
 
 
@@ -155,10 +159,10 @@ def _repaired_page(svc: Services, entry, before, limit, last_write_at):
 def _rebuilt_page(svc: Services, user_id: int, before, limit, last_write_at):
     """(page, the generations it was built under, how) or None when the cache is down."""
     following = f"following:{user_id}"
-    shard = svc.shard_map.shard_for_user_id(user_id)
 
     def load_followees(keys, generations):
         fresh_after = _fresh_after(last_write_at, generations.values())
+        shard = svc.dbs.layout(fresh_after).shard_for_id(user_id)
         return {following: svc.dbs.read(shard, lambda db: queries.followee_ids(db, user_id),
                                         last_write_at=fresh_after)}
 
@@ -199,9 +203,8 @@ def posts_by_ids(svc: Services, post_ids: list[int], last_write_at=None) -> list
     def load(keys, _generations=None):
         wanted = [int(key.split(":", 1)[1]) for key in keys]
         found = {}
-        for k, ids in sorted(svc.shard_map.group_by_shard(wanted).items()):
-            for row in svc.dbs.read(svc.shard_map.shards[k],
-                                    lambda db, ids=ids: queries.posts_by_ids(db, ids),
+        for shard, ids in svc.dbs.layout(last_write_at).group_by_shard(wanted):
+            for row in svc.dbs.read(shard, lambda db, ids=ids: queries.posts_by_ids(db, ids),
                                     last_write_at=last_write_at):
                 found[f"post:{row['id']}"] = row
         return {key: found.get(key) for key in keys}

@@ -47,6 +47,21 @@ def choose_read_replica(
     return candidates[rotation % len(candidates)]
 
 
+def needed_since(last_write_at: float | None, now: float, staleness_seconds: float) -> float:
+    """The instant up to which a read must see every acknowledged write: the reader's (or a task's
+    trigger's) last write; now for a read that must be fresh now (last_write_at = inf); a read that
+    accepts staleness, `staleness_seconds` ago."""
+    if last_write_at is None:
+        return now - staleness_seconds
+    return min(last_write_at, now)
+
+
+def layout_known_current(verified_at: float, needed: float) -> bool:
+    """Does a routing check made at `verified_at` vouch for every write acknowledged before
+    `needed`? Clocks of the pod that wrote and the one that reads differ a little."""
+    return needed + CLOCK_MARGIN_SECONDS < verified_at
+
+
 def statement_kind(sql: str) -> str:
     """'read' for SELECT/WITH ... SELECT statements, 'write' otherwise (for the query counters)."""
     head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""

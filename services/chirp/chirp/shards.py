@@ -1,7 +1,9 @@
-"""The shard map: where data lives at this stage, a list of shards, each a primary and its replicas.
+"""The shard map: where data lives, a list of shards, each a primary and its replicas.
 
 Stages 1-4 are one unsharded "shard" (labelled primary / replica-N); stage 5 has N shards
-(labelled shard-K / shard-K-replica-N). Built from the Config's database URLs only.
+(labelled shard-K / shard-K-replica-N). The layout starts as the Config's database URLs and follows
+data moves (docs/moves.md): ShardMap is this process's one answer to "which database owns this
+key now", for writes and reads alike.
 """
 
 import threading
@@ -38,41 +40,76 @@ def route_label(sharded: bool, shard: int, replica: int) -> str:
     return base if replica == PRIMARY else f"{base}-replica-{replica + 1}"
 
 
-class ShardMap:
-    def __init__(self, config: Config):
-        self.sharded = config.sharded
-        self.shards = shards_from_config(config)
-        # Where writes go: the configured primaries until a data move's cutover says otherwise
-        # (docs/moves.md). Reads keep the configured layout: the old databases stay in sync
-        # until the move is completed, and the operator rolls the new layout out by then.
-        self._write_lock = threading.Lock()
-        self.write_primaries = tuple(shard.primary_url for shard in self.shards)
-        self.write_epoch = 0
+@dataclass(frozen=True)
+class Layout:
+    """The shards at one routing epoch (0: the configuration's)."""
 
-    def write_shard_for_bucket(self, bucket: int) -> Shard:
-        """The primary that takes writes for rows of this bucket (no replicas: writes only)."""
-        primaries = self.write_primaries
-        k = shard_for_bucket(bucket, len(primaries))
-        return Shard(k, primaries[k])
+    epoch: int
+    shards: tuple[Shard, ...]
 
-    def follow_move(self, primaries: tuple[str, ...], epoch: int) -> None:
-        """Send writes to `primaries` (shard 0 first) from routing epoch `epoch` on."""
-        with self._write_lock:
-            if epoch > self.write_epoch:
-                self.write_primaries, self.write_epoch = tuple(primaries), epoch
+    def shard_for_bucket(self, bucket: int) -> Shard:
+        return self.shards[shard_for_bucket(bucket, len(self.shards))]
 
-    def shard_for_user_id(self, user_id: int) -> Shard:
-        return self.shards[shard_for_id(user_id, len(self.shards))]
+    def shard_for_id(self, owner_id: int) -> Shard:
+        """The shard of a user id, or of a post id (it carries its author's bucket)."""
+        return self.shards[shard_for_id(owner_id, len(self.shards))]
 
     def shard_for_username(self, username: str) -> Shard:
-        return self.shards[shard_for_bucket(bucket_for_username(username), len(self.shards))]
+        return self.shard_for_bucket(bucket_for_username(username))
 
-    def group_by_shard(self, owner_ids) -> dict[int, list[int]]:
-        """owner ids (users, or posts: both carry a bucket) grouped by the shard that holds them."""
+    def group_by_shard(self, owner_ids) -> list[tuple[Shard, list[int]]]:
+        """owner ids (users, or posts) grouped by the shard that holds them, shard 0 first."""
         groups: dict[int, list[int]] = {}
         for owner in owner_ids:
             groups.setdefault(shard_for_id(owner, len(self.shards)), []).append(owner)
-        return groups
+        return [(self.shards[k], ids) for k, ids in sorted(groups.items())]
+
+
+def layout_after_move(configured: tuple[Shard, ...], primaries: tuple[str, ...],
+                      epoch: int) -> Layout:
+    """The layout a routing record names. Replicas only when it names the configured primaries
+    again (a reversed move): the record carries no replica URLs, and the configured replicas copy
+    retired primaries, which lag the new ones (and stop changing at the move's `complete`)."""
+    if primaries == tuple(shard.primary_url for shard in configured):
+        return Layout(epoch, configured)
+    return Layout(epoch, tuple(Shard(k, url) for k, url in enumerate(primaries)))
+
+
+class ShardMap:
+    def __init__(self, config: Config):
+        self.sharded = config.sharded
+        self.configured = shards_from_config(config)
+        self._lock = threading.Lock()
+        self._layout = Layout(0, self.configured)
+        # When a routing check (wall clock, taken before it was sent) last found this layout's
+        # primaries current: every write acknowledged before then is on them (Databases.layout).
+        self._verified_at = float("-inf")
+
+    def current(self) -> Layout:
+        return self._layout
+
+    def current_verified(self) -> tuple[Layout, float]:
+        with self._lock:
+            return self._layout, self._verified_at
+
+    @property
+    def shards(self) -> tuple[Shard, ...]:
+        return self._layout.shards
+
+    def follow_move(self, primaries: tuple[str, ...], epoch: int) -> bool:
+        """Use `primaries` (shard 0 first) from routing epoch `epoch` on; False if not newer."""
+        with self._lock:
+            if epoch <= self._layout.epoch:
+                return False
+            self._layout = layout_after_move(self.configured, tuple(primaries), epoch)
+            self._verified_at = float("-inf")
+            return True
+
+    def verified(self, layout: Layout, at: float) -> None:
+        """A routing check sent at `at` found `layout` current (ignored if it changed since)."""
+        with self._lock:
+            if self._layout is layout:
+                self._verified_at = max(self._verified_at, at)
 
     def databases(self) -> list[tuple[str, str]]:
         """(route label, URL) of every database, primaries first within each shard."""

@@ -2,6 +2,10 @@
 
 Both are idempotent (sorted-set writes), so at-least-once delivery (acks_late, retries) is safe.
 
+Each task carries when it was sent (after the write that asked for it was committed) and reads
+as a writer who wrote then: from the databases that own the rows now, on a replica only if it is
+known to hold every write up to then (see deliver_post).
+
 No Celery app exists at import time: create_celery(config) builds one. The web process sends
 tasks through it (TaskQueue); `chirp worker` runs it. The worker's Services are built when the
 worker starts, from Celery's worker_init signal, and kept on the app (`app.chirp_services`); tasks
@@ -49,30 +53,40 @@ class PostNotVisibleYet(Exception):
 
 
 # --- what the tasks do (plain functions of the services: callable without Celery) ----------------
-def deliver_post(svc: Services, post_id: int) -> int:
+# The worker never writes to Postgres, so no refusal ever tells it that a data move retired its
+# databases, and a retired database goes on answering reads (from rows the undo streams bring
+# back late, and never again after the move's `complete`): neither waiting for an error nor a
+# routing record cached for a fixed time would do. A follow acknowledged just after the cutover
+# would queue a rebuild that reads the follower's followees from the retired copy before the
+# follow got there. So every read below passes `sent_at` as its last write: svc.dbs.layout()
+# re-reads the routing record unless a check made after the task was sent vouches for the layout
+# (one query for all the tasks sent before it), and follows the move before the task reads.
+def deliver_post(svc: Services, post_id: int, sent_at: float) -> int:
     """Write post_id into the timelines of its author and every follower; entries added (0 when
     every timeline already holds it: a repeated delivery writes nothing new)."""
-    shard = svc.shard_map.shard_for_user_id(post_id)  # a post id carries its author's bucket
-    # Read on the primary: a task may run before a replica has the post.
-    found = svc.dbs.read(shard, lambda db: queries.posts_by_ids(db, [post_id]),
-                         last_write_at=float("inf"))
+    layout = svc.dbs.layout(sent_at)
+    found = svc.dbs.read(layout.shard_for_id(post_id),  # a post id carries its author's bucket
+                         lambda db: queries.posts_by_ids(db, [post_id]), last_write_at=sent_at)
     if not found:
         raise PostNotVisibleYet(f"post {post_id} is not committed (yet)")
     post = found[0]
-    followers = svc.dbs.read_all_shards(lambda db: queries.follower_ids(db, post["author_id"]))
+    # Every follow acknowledged before the post was sent must count: a follower whose rebuild
+    # ran before this post was committed gets it only from here.
+    followers = svc.dbs.read_all_shards(lambda db: queries.follower_ids(db, post["author_id"]),
+                                        last_write_at=sent_at)
     audience = {post["author_id"]} | {f for ids in followers.values() for f in ids}
     added = svc.timelines.deliver(svc.redis, post_id, sorted(audience))
     FANOUT_DELIVERIES.inc(added)
     return added
 
 
-def gather_timeline(svc: Services, user_id: int) -> list[int]:
+def gather_timeline(svc: Services, user_id: int, sent_at: float) -> list[int]:
     """The newest post ids of a user's home timeline, from the shards (for a rebuild)."""
-    shard = svc.shard_map.shard_for_user_id(user_id)
+    shard = svc.dbs.layout(sent_at).shard_for_id(user_id)
     followees = svc.dbs.read(shard, lambda db: queries.followee_ids(db, user_id),
-                             last_write_at=time.time())
+                             last_write_at=sent_at)
     posts = posts_by_authors(svc, sorted(set(followees) | {user_id}), None,
-                             svc.config.fanout_timeline_cap, time.time())
+                             svc.config.fanout_timeline_cap, sent_at)
     return [post["id"] for post in posts]
 
 
@@ -85,19 +99,24 @@ def worker_services(celery_app: Celery) -> Services:
     return services
 
 
-def _fanout_post(task, post_id: int) -> int:
+def _sent_at(sent_at: float | None) -> float:
+    """Messages queued by a pod from before tasks carried `sent_at` were sent before now."""
+    return time.time() if sent_at is None else sent_at
+
+
+def _fanout_post(task, post_id: int, sent_at: float | None = None) -> int:
     try:
-        return deliver_post(worker_services(task.app), post_id)
+        return deliver_post(worker_services(task.app), post_id, _sent_at(sent_at))
     except PostNotVisibleYet as error:
         raise task.retry(exc=error, countdown=0.2) from error
     except (DatabaseUnavailable, redis.RedisError) as error:
         raise task.retry(exc=error, countdown=1) from error
 
 
-def _rebuild_timeline(task, user_id: int) -> int:
+def _rebuild_timeline(task, user_id: int, sent_at: float | None = None) -> int:
     svc = worker_services(task.app)
     try:
-        post_ids = gather_timeline(svc, user_id)
+        post_ids = gather_timeline(svc, user_id, _sent_at(sent_at))
         svc.timelines.rebuild(svc.redis, user_id, post_ids)
         return len(post_ids)
     except (DatabaseUnavailable, redis.RedisError) as error:
@@ -134,11 +153,12 @@ class TaskQueue:
     def __init__(self, celery_app: Celery):
         self.celery_app = celery_app
 
+    # Sent after the write they follow was committed: what the task reads must include it.
     def fanout_post(self, post_id: int) -> str | None:
-        return self.send(FANOUT_POST, post_id)
+        return self.send(FANOUT_POST, post_id, time.time())
 
     def rebuild_timeline(self, user_id: int) -> str | None:
-        return self.send(REBUILD_TIMELINE, user_id)
+        return self.send(REBUILD_TIMELINE, user_id, time.time())
 
     def send(self, name: str, *args) -> str | None:
         """The task's id, or None when it could not be sent."""

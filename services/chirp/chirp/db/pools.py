@@ -4,6 +4,11 @@ Writes always go to the owning shard's primary. Reads go to the primary while th
 document's stage reads from no replicas (1-2: a stage-2 pod knows the replicas' URL already),
 otherwise through routing.choose_read_replica(); a replica that fails mid-read is marked down and
 the read is retried on the primary, so a dying replica costs latency, never an error.
+
+Both follow data moves (docs/moves.md) through the one ShardMap: a write learns a move from the
+refusal of the database it wrote to (write_owned); a read, which a retired database still answers,
+from the routing record that layout() re-reads when it was last read before what the read must
+see.
 """
 
 import itertools
@@ -18,8 +23,14 @@ from psycopg_pool import ConnectionPool
 from chirp.config import Config, LiveArchitecture
 from chirp.metrics import DB_QUERIES, WRITES_REFUSED
 from chirp.move import handoff
-from chirp.routing import ReplicaState, choose_read_replica, statement_kind
-from chirp.shards import PRIMARY, Shard, ShardMap, route_label
+from chirp.routing import (
+    ReplicaState,
+    choose_read_replica,
+    layout_known_current,
+    needed_since,
+    statement_kind,
+)
+from chirp.shards import PRIMARY, Layout, Shard, ShardMap, route_label
 from chirp.trace import current_trace
 
 
@@ -31,6 +42,9 @@ class WritesFenced(Exception):
     """The database is read-only, or a data move's cutover held the write longer than
     handoff.HOLD_SECONDS (HTTP 503 + Retry-After)."""
 
+
+MAX_ROUTING_HOPS = 5  # moves followed in one layout() call (one per cutover since the last check)
+ROUTING_CHECK_TIMEOUT = 1.0  # seconds to wait for a connection to ask a primary its routing
 
 # Errors after which a read is worth retrying elsewhere (connection lost, recovery conflict...).
 _RETRYABLE_READ_ERRORS = (psycopg.OperationalError, psycopg.errors.SerializationFailure)
@@ -134,11 +148,13 @@ class Databases:
         self._pools: dict[str, ConnectionPool] = {}
         self._pools_lock = threading.Lock()
         self._rotation = itertools.count()
+        self._routing_from = 0  # the shard whose primary answered the last routing check
+        self._no_routing_until = float("-inf")  # monotonic: no primary answered a moment ago
         self._health = {
             url: ReplicaHealth(lambda url=url: self._pool(url, replica=True),
                                lambda shard=shard: self._pool(shard.primary_url),
                                config.replica_check_seconds)
-            for shard in shard_map.shards
+            for shard in shard_map.configured
             for url in shard.replica_urls
         }
 
@@ -187,8 +203,8 @@ class Databases:
         record and retry, holding the write up to handoff.HOLD_SECONDS; never lose it."""
         started = time.monotonic()
         while True:
-            epoch = self.shard_map.write_epoch
-            shard = self.shard_map.write_shard_for_bucket(bucket)
+            layout = self.shard_map.current()
+            shard = layout.shard_for_bucket(bucket)
             try:
                 with self.write(shard) as db:
                     return work(db)
@@ -196,7 +212,7 @@ class Databases:
                 if not handoff.is_moved_error(error):
                     raise
                 routing = self._routing(shard.primary_url)
-            step = handoff.after_refusal(routing, epoch, time.monotonic() - started)
+            step = handoff.after_refusal(routing, layout.epoch, time.monotonic() - started)
             if step.action == "reroute":
                 self.shard_map.follow_move(step.shard_urls, step.epoch)
             elif step.action == "wait":
@@ -205,12 +221,56 @@ class Databases:
                 WRITES_REFUSED.inc()
                 raise WritesFenced("writes are paused while data moves; retry shortly")
 
-    def _routing(self, primary_url: str) -> handoff.Routing:
-        with self._pool(primary_url).connection() as conn:
+    def _routing(self, primary_url: str, timeout: float | None = None) -> handoff.Routing:
+        """The database's routing record (raw: not counted as the app's queries)."""
+        with self._pool(primary_url).connection(timeout=timeout) as conn:
             row = conn.execute(handoff.ROUTING_SQL).fetchone()
         return handoff.Routing(row["state"], row["epoch"], tuple(row["shard_urls"]))
 
     # --- reads --------------------------------------------------------------------------------
+    def layout(self, last_write_at: float | None = None) -> Layout:
+        """The layout a read must use: one known to hold every write acknowledged before what the
+        read must see (routing.needed_since). Reads never learn a move from an error: a retired
+        database answers them, only staler and staler. So when the last check is older than that,
+        ask a primary of the layout for its routing record and follow it.
+
+        One primary answering is enough: a move replaces the whole layout and its targets take
+        no write before every source is retired, so while any primary of a layout is not retired,
+        all of them hold every acknowledged write of their buckets."""
+        needed = needed_since(last_write_at, time.time(), self.config.routing_check_seconds)
+        for _ in range(MAX_ROUTING_HOPS):
+            layout, verified_at = self.shard_map.current_verified()
+            if layout_known_current(verified_at, needed):
+                return layout
+            if time.monotonic() < self._no_routing_until:  # primaries down: do not wait on them
+                return layout  # at every read (replicas may serve it)
+            checked_at = time.time()
+            found = self._any_routing(layout)
+            if found is None:  # the read fails on a primary or succeeds on a replica on its own
+                self._no_routing_until = time.monotonic() + self.config.routing_check_seconds
+                return layout
+            step = handoff.after_check(found, layout.epoch)
+            if step.action == "reroute":
+                self.shard_map.follow_move(step.shard_urls, step.epoch)
+                continue
+            if step.action == "current":
+                self.shard_map.verified(layout, checked_at)
+            return layout
+        return self.shard_map.current()
+
+    def _any_routing(self, layout: Layout) -> handoff.Routing | None:
+        """The routing record of the first primary of `layout` that answers, starting with the
+        one that answered last (a shard that is down costs the wait once, not at every check)."""
+        count = len(layout.shards)
+        for k in range(self._routing_from, self._routing_from + count):
+            try:
+                found = self._routing(layout.shards[k % count].primary_url, ROUTING_CHECK_TIMEOUT)
+            except psycopg.Error:  # PoolTimeout included
+                continue
+            self._routing_from = k % count
+            return found
+        return None
+
     def replica_states(self, shard: Shard) -> list[ReplicaState]:
         now = time.monotonic()
         return [self._health[url].current(now) for url in shard.replica_urls]
@@ -226,7 +286,8 @@ class Databases:
         )
 
     def read(self, shard: Shard, work, *, last_write_at: float | None = None):
-        """Run work(executor) on the chosen replica, or on the primary."""
+        """Run work(executor) on the chosen replica, or on the primary; `shard` comes from
+        layout(last_write_at)."""
         replica = self.choose_read(shard, last_write_at)
         if replica != PRIMARY:
             url = shard.replica_urls[replica]
@@ -245,11 +306,10 @@ class Databases:
                 if attempt == 2:
                     raise DatabaseUnavailable(f"database {label} is unavailable") from error
 
-    def read_all_shards(self, work, shard_indexes=None, *, last_write_at=None) -> dict[int, object]:
-        """Scatter: run work on each (selected) shard; results by shard index."""
-        indexes = range(len(self.shard_map.shards)) if shard_indexes is None else shard_indexes
-        return {k: self.read(self.shard_map.shards[k], work, last_write_at=last_write_at)
-                for k in indexes}
+    def read_all_shards(self, work, *, last_write_at=None) -> dict[int, object]:
+        """Scatter: run work on each shard; results by shard index."""
+        return {shard.index: self.read(shard, work, last_write_at=last_write_at)
+                for shard in self.layout(last_write_at).shards}
 
     def ping(self) -> dict[str, bool]:
         """Readiness: can each primary answer right now? (replicas are optional for reads)"""

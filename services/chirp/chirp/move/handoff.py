@@ -1,9 +1,12 @@
-"""How a writer follows a cutover (the app's side of the routing contract, docs/moves.md), pure.
+"""How writers and readers follow a cutover (the app's side of the routing contract,
+docs/moves.md), pure.
 
 A database that is not live refuses writes with SQLSTATE CH001. The writer then reads that
 database's chirp_routing row: a retired database names the layout that replaced it (newer epoch:
 switch to it and retry at once); a standby database, or a retired one whose successors are not
 live yet, means a cutover is under way: wait a moment and retry, for at most HOLD_SECONDS.
+A retired database still answers reads, so readers ask it instead (after_check,
+Databases.layout).
 """
 
 from dataclasses import dataclass
@@ -27,13 +30,28 @@ class Routing:
 
 @dataclass(frozen=True)
 class NextMove:
-    action: str  # "reroute": use shard_urls from now on; "wait": pause, then retry; "give-up"
+    action: str  # "reroute": use shard_urls from now on; "wait": pause, then retry; "give-up";
+    # for readers (after_check): "current" / "unknown"
     shard_urls: tuple[str, ...] = ()
     epoch: int = 0
 
 
 def is_moved_error(error: Exception) -> bool:
     return getattr(error, "sqlstate", None) == MOVED_SQLSTATE
+
+
+def after_check(found: Routing, known_epoch: int) -> NextMove:
+    """A reader's next step once a primary of its layout (epoch `known_epoch`) showed `found`.
+
+    Retired with a newer epoch: switch to its successors. Live or standby: every write
+    acknowledged before the check is there (a standby target takes no app write before every
+    source retired, and has caught up by then). Retired with no newer successor named: "unknown",
+    read it anyway (reads must go on), but do not count the layout as checked."""
+    if found.state == "retired":
+        if found.shard_urls and found.epoch > known_epoch:
+            return NextMove("reroute", found.shard_urls, found.epoch)
+        return NextMove("unknown")
+    return NextMove("current")
 
 
 def after_refusal(refused_by: Routing, known_epoch: int, waited_seconds: float) -> NextMove:
