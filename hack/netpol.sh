@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The NetworkPolicy enforcer of the offline kind cluster (docs/network-policies.md): kube-router's
+# firewall, built from the Go module proxy, in an image on our Debian base. Nothing is pulled.
+#
+#   hack/netpol.sh build            the binary (cached per version) and the image
+#                                   scalestage/netpol-kube-router:<version>; prints the image
+#   hack/netpol.sh manifest         the DaemonSet (images/netpol/daemonset.yaml) with the image filled in
+#   hack/netpol.sh install CLUSTER  build, `kind load` the image into kind cluster CLUSTER, apply the
+#                                   DaemonSet there (context kind-CLUSTER) and wait for it
+#
+# Why kube-router and not sigs.k8s.io/kube-network-policies: the latter sends packets to user space
+# with nftables' `queue` statement, which needs CONFIG_NFT_QUEUE; our CI kernel lacks it (`nft add
+# rule ... queue num 100` fails with "No such file or directory"). kube-router uses iptables + ipset.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/hack/lib.sh"
+cd "$ROOT"
+
+export DOCKER_BUILDKIT=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
+export PATH="$ROOT/.tools/bin:$PATH"
+KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}"
+MODULE=github.com/cloudnativelabs/kube-router/v2
+IMAGE="scalestage/netpol-kube-router:$KUBE_ROUTER_VERSION"
+DEBIAN_BASE="${DEBIAN_BASE:-scalestage/debian-base:bookworm}"
+SRC="$ROOT/images/netpol"
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# binary: kube-router built once per version (static; its go.mod has no replace lines, so a plain
+# `go install module@version` works), kept in the cache like hack/node-image.sh's go_binary.
+binary() {
+  local out
+  out="$(scalestage_cache)/bin/kube-router-$KUBE_ROUTER_VERSION"
+  if [[ ! -x "$out" ]]; then
+    log "netpol: go install $MODULE/cmd/kube-router@$KUBE_ROUTER_VERSION (a few minutes cold)"
+    local gobin
+    gobin=$(mktemp -d)
+    CGO_ENABLED=0 GOBIN="$gobin" go install -trimpath \
+      -ldflags "-s -w -X $MODULE/pkg/version.Version=$KUBE_ROUTER_VERSION" \
+      "$MODULE/cmd/kube-router@$KUBE_ROUTER_VERSION"
+    mkdir -p "$(dirname "$out")"
+    mv "$gobin/kube-router" "$out" && rmdir "$gobin"
+  fi
+  echo "$out"
+}
+
+build() {
+  image_exists "$DEBIAN_BASE" || die "netpol: $DEBIAN_BASE missing; run 'make images' first"
+  local bin ctx key
+  bin=$(binary)
+  # rebuilt only when the binary, the Dockerfile, the wrapper or the base changes
+  key=$( { sha256sum "$bin" "$SRC/Dockerfile" "$ROOT/images/kind-node/components/iptables-autodetect" | cut -d' ' -f1;
+           docker image inspect -f '{{.Id}}' "$DEBIAN_BASE"; } | sha256sum | cut -c1-16)
+  if image_exists "$IMAGE" \
+     && [[ "$(docker image inspect -f '{{index .Config.Labels "dev.scalestage.netpol.key"}}' "$IMAGE")" == "$key" ]]; then
+    log "netpol: $IMAGE up to date"
+  else
+    ctx=$(mktemp -d)
+    CONTEXT_DIR=$ctx
+    trap 'rm -rf "${CONTEXT_DIR:-}"' EXIT
+    cp "$bin" "$ctx/kube-router"
+    cp "$SRC/Dockerfile" "$ROOT/images/kind-node/components/iptables-autodetect" "$ctx/"
+    log "netpol: building $IMAGE"
+    local output
+    output="$(docker build -t "$IMAGE" --label "dev.scalestage.netpol.key=$key" \
+      --build-arg "BASE_IMAGE=$DEBIAN_BASE" "$ctx" 2>&1)" || {
+      echo "$output" | tail -30 >&2
+      die "netpol: building $IMAGE failed"
+    }
+  fi
+  echo "$IMAGE"
+}
+
+manifest() { sed "s|@IMAGE@|$IMAGE|g" "$SRC/daemonset.yaml"; }
+
+install() {
+  local cluster=${1:?usage: $0 install CLUSTER}
+  build >/dev/null
+  kind load docker-image --name "$cluster" "$IMAGE"
+  manifest | kubectl --context "kind-$cluster" apply -f -
+  kubectl --context "kind-$cluster" -n kube-system rollout status daemonset/netpol --timeout=180s
+}
+
+case "${1:-build}" in
+  build) build ;;
+  manifest) manifest ;;
+  install) shift; install "$@" ;;
+  *) die "usage: $0 build|manifest|install CLUSTER" ;;
+esac
