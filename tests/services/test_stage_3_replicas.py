@@ -120,6 +120,23 @@ def test_readiness_checks_the_primary(app):
     assert response.status_code == 200 and response.get_json()["databases"] == {"primary": True}
 
 
+def test_a_lost_primary_leaves_the_pod_ready_while_a_replica_serves_reads(migrated_db, make_app):
+    """Stage 3: the primary gone stops writes; the replicas still answer reads, so the web pods
+    stay in the Service (unready, they would take the reads down with the primary)."""
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/{migrated_db.name}"
+    client = make_app(config_for(stage_env(3, database=dead,
+                                           replicas=(dead, migrated_db.replica_urls[1])),
+                                 **TUNED)).test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.get_json()
+    assert ready.get_json()["databases"] == {"primary": False, "replica-1": False,
+                                             "replica-2": True}
+    assert client.get("/api/public").headers["X-Chirp-DB"] == "replica-2"
+    # nothing answers at all: not ready
+    nobody = make_app(config_for(stage_env(3, database=dead, replicas=(dead,)), **TUNED))
+    assert nobody.test_client().get("/readyz").status_code == 503
+
+
 def write_architecture(path, stage: int, name: str) -> None:
     """As the kubelet updates a mounted ConfigMap: a new file put in place in one step."""
     new = path.with_name(path.name + ".new")

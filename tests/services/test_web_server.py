@@ -105,7 +105,8 @@ def test_readiness_fails_while_the_primary_does_not_answer(make_app):
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.get_json() == {"ready": False, "databases": {"primary": False},
-                                "reason": "a primary database does not answer"}
+                                "reason": "a shard has no database answering (its primary, "
+                                          "nor a replica)"}
     assert client.get("/healthz").status_code == 200  # alive: restarting would not help
 
 

@@ -311,15 +311,30 @@ class Databases:
         return {shard.index: self.read(shard, work, last_write_at=last_write_at)
                 for shard in self.layout(last_write_at).shards}
 
-    def ping(self) -> dict[str, bool]:
-        """Readiness: can each primary answer right now? (replicas are optional for reads)"""
-        result = {}
+    def ping(self) -> tuple[bool, dict[str, bool]]:
+        """Readiness: can this pod serve every shard's reads right now, and what answered? A
+        shard's primary answers, or, at a stage that reads from replicas, one of its replicas does:
+        a lost primary then costs its own writes only. (A pod that went unready with it would
+        take down the reads its replicas serve, and at stage 5 every other shard's requests.)"""
+        result: dict[str, bool] = {}
+        ready = True
+        replicas_serve = self.architecture.current().reads_from_replicas
         for shard in self.shard_map.shards:
             label = route_label(self.shard_map.sharded, shard.index, PRIMARY)
-            try:
-                with self._pool(shard.primary_url).connection(timeout=2.0) as conn:
-                    conn.execute("SELECT 1")
-                result[label] = True
-            except psycopg.Error:
-                result[label] = False
-        return result
+            result[label] = self._answers(shard.primary_url)
+            served = result[label]
+            for replica, url in enumerate(shard.replica_urls if replicas_serve else ()):
+                if served:
+                    break
+                label = route_label(self.shard_map.sharded, shard.index, replica)
+                result[label] = served = self._answers(url, replica=True)
+            ready = ready and served
+        return ready, result
+
+    def _answers(self, url: str, *, replica: bool = False) -> bool:
+        try:
+            with self._pool(url, replica=replica).connection(timeout=2.0) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False

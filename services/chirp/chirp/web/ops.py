@@ -2,7 +2,8 @@
 
 Stopping is the platform's and gunicorn's job: the pod's preStop sleep lets the endpoints drop it
 before SIGTERM, then gunicorn finishes in-flight requests (gunicorn_conf.graceful_timeout).
-Readiness is about the data: not ready while a primary database does not answer.
+Readiness is about the data: not ready while a shard has no database answering, its primary nor
+(at stages that read from replicas) a replica. A lost primary alone stops its writes, not the pods.
 """
 
 from flask import Blueprint, Response
@@ -20,11 +21,10 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    databases = services().dbs.ping()
-    ready = all(databases.values())
+    ready, databases = services().dbs.ping()
     body = {"ready": ready, "databases": databases}
     if not ready:
-        body["reason"] = "a primary database does not answer"
+        body["reason"] = "a shard has no database answering (its primary, nor a replica)"
     return body, 200 if ready else 503
 
 
