@@ -80,7 +80,7 @@ class Load:
 
         self.target = target
         job = loadjob.read_job(target.batch, target.namespace, load.job_name(target.name))
-        self.started = job is None or loadjob.job_state(job) != "Running"
+        self.started = not loadjob.still_loading(target.core, job)
         if self.started:
             options = load.LoadOptions(duration=0, **DEFAULT_LOAD)
             job = loadjob.start(target.batch, target.scalestage(), options, replacing=job)

@@ -137,5 +137,16 @@ def summary(core, namespace: str, pod: str) -> dict | None:
     return found[-1] if found else None
 
 
+def still_loading(core, job) -> bool:
+    """Is this load Job still sending requests? Not once its pod has printed the summary: a
+    stopped load verifies its writes (up to minutes) before the Job completes."""
+    if job is None or job_state(job) != "Running":
+        return False
+    pod = load_pod(core, job)
+    if pod is None or pod.status.phase != "Running":
+        return pod is None  # still starting: it will load
+    return summary(core, job.metadata.namespace, pod.metadata.name) is None
+
+
 def ticks(core, namespace: str, pod: str, tail: int = 400) -> list[dict]:
     return [line for line in lines(core, namespace, pod, tail) if line.get("event") == "tick"]
