@@ -29,9 +29,11 @@ GAP_SECONDS = 1.0  # failing runs this close together are one outage
 REPLACEMENT_SLACK = 1.0  # seconds: failures that end this close to the replacement waited for it
 QUIET_SECONDS = 5  # every path working this long after the kill (and the last failure): recovered
 BASELINE_SECONDS = 3  # ticks with traffic before a kill, so "before" is measured too
-# Long enough for a redundant component's in-flight failures to end (the Service drops the pod's
-# endpoint, a pinned client is routed to another pod) and QUIET_SECONDS to pass after them.
-HOLD_SECONDS = 15
+# Long enough for a redundant component's in-flight failures to end and QUIET_SECONDS to pass
+# after them: until the Service drops the killed pod's endpoint, a new connection to it may hang
+# for the load's request timeout (10 s; measured on kind: an edge pod killed outright, requests
+# waited until 12 s after the kill), and a pinned client moves to another pod.
+HOLD_SECONDS = 20
 HOLD_QUOTA = "scalestage-spof-hold"  # the ResourceQuota that holds replacements back
 
 # Verdicts of a spof-check row (declared in status.spofs?, measured?)
