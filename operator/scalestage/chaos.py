@@ -173,6 +173,18 @@ def measure(ticks: Sequence[Mapping], *, component: str, pod: str, forced: bool,
     )
 
 
+def hold_probe(namespace: str) -> dict:
+    """A pod that passes the namespace's Pod Security, created as a dry run until the quota
+    refuses it: proof the hold is in force (admission reads quotas from a cache, and a quota
+    created a moment ago may not be there yet: a replacement then starts as if there were none)."""
+    from .specs.common import pod_security, restricted
+
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "scalestage-hold-probe", "namespace": namespace},
+            "spec": {"securityContext": pod_security(10001),
+                     "containers": [restricted({"name": "probe", "image": "hold-probe"})]}}
+
+
 def hold_quota(namespace: str) -> dict:
     """The ResourceQuota that holds a killed pod's replacement back: no new pod in the namespace
     (those running are not affected; the workload's controller retries once it is gone)."""

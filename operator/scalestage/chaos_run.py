@@ -23,6 +23,7 @@ from .names import GROUP, PLURAL, VERSION
 WINDOW_SECONDS = 180  # the longest a kill is watched for recovery
 BASELINE_TIMEOUT = 180  # for the load's first requests (a new load Job's pod must start)
 POLL_SECONDS = 1.0
+HOLD_EFFECTIVE_TIMEOUT = 30  # for the API server's admission to see a new ResourceQuota
 # The load a kill starts when none runs: enough requests each second to see a path fail.
 DEFAULT_LOAD = {"users": 4, "concurrency": 4, "rate": 20.0}
 
@@ -203,9 +204,27 @@ def holding(target: Target, *, enabled: bool):
     target.core.create_namespaced_resource_quota(target.namespace,
                                                  chaos.hold_quota(target.namespace))
     try:
+        wait_until_held(target)
         yield release
     finally:
         release()
+
+
+def wait_until_held(target: Target) -> None:
+    """Until a new pod is refused by the hold quota (a dry run: nothing is created)."""
+    deadline = time.monotonic() + HOLD_EFFECTIVE_TIMEOUT
+    while True:
+        try:
+            target.core.create_namespaced_pod(target.namespace,
+                                              chaos.hold_probe(target.namespace), dry_run="All")
+        except ApiException as error:
+            if error.status == 403 and chaos.HOLD_QUOTA in (error.body or ""):
+                return
+            raise
+        if time.monotonic() > deadline:
+            raise ChaosError(f"the ResourceQuota {chaos.HOLD_QUOTA} did not take effect within "
+                             f"{HOLD_EFFECTIVE_TIMEOUT} s: new pods are still admitted")
+        time.sleep(0.2)
 
 
 def replaced_and_ready(pods: list, desired: int, old: dict[str, str], killed: str) -> bool:

@@ -177,3 +177,13 @@ def test_the_hold_quota_admits_no_new_pod():
     quota = chaos.hold_quota("demo")
     assert quota["kind"] == "ResourceQuota" and quota["metadata"]["name"] == chaos.HOLD_QUOTA
     assert quota["metadata"]["namespace"] == "demo" and quota["spec"]["hard"] == {"pods": "0"}
+
+
+def test_the_hold_probe_is_a_restricted_pod():
+    probe = chaos.hold_probe("demo")
+    assert probe["kind"] == "Pod" and probe["metadata"]["namespace"] == "demo"
+    assert probe["spec"]["securityContext"]["runAsNonRoot"] is True
+    [container] = probe["spec"]["containers"]
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
