@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .specs.common import pod_security, restricted
+
 PATHS = ("read", "write", "session")  # chirp.load.stats.PATHS
 FAILING_SHARE = 0.05
 START_SLACK = 3.0  # seconds: an outage starting this soon after the kill is the kill's doing
@@ -177,8 +179,6 @@ def hold_probe(namespace: str) -> dict:
     """A pod that passes the namespace's Pod Security, created as a dry run until the quota
     refuses it: proof the hold is in force (admission reads quotas from a cache, and a quota
     created a moment ago may not be there yet: a replacement then starts as if there were none)."""
-    from .specs.common import pod_security, restricted
-
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "scalestage-hold-probe", "namespace": namespace},
             "spec": {"securityContext": pod_security(10001),
