@@ -2,7 +2,8 @@
 # make cluster / cluster-down / load-images: the kind cluster "scalestage" from kind-config.yaml.
 #
 #   hack/cluster.sh up      create it, or reuse it (restarting stopped node containers); writes the
-#                           kubeconfig context kind-scalestage and waits until every node is Ready
+#                           kubeconfig context kind-scalestage, waits until every node is Ready and
+#                           installs the NetworkPolicy enforcer (hack/netpol.sh) where none runs
 #   hack/cluster.sh down    delete it, with its node containers, their volumes and kind's network
 #   hack/cluster.sh load [IMAGE...]
 #                           `kind load docker-image` the given images, by default every scalestage/*
@@ -123,6 +124,29 @@ warn_if_outdated() {
   fi
 }
 
+# install_enforcer: NetworkPolicies enforced (docs/network-policies.md). kind's own kindnetd
+# enforces them already (online node image); our node image's nodenet does not, so kube-router's
+# firewall goes in, built and loaded by hack/netpol.sh. Skipped when its DaemonSet already runs
+# this checkout's image with every pod ready (`hack/netpol.sh install scalestage` forces it).
+install_enforcer() {
+  local k=(kubectl --context "$CONTEXT" -n kube-system) want image ready nodes
+  if "${k[@]}" get daemonset kindnet >/dev/null 2>&1; then
+    log "cluster: kindnetd enforces NetworkPolicies; no other enforcer installed"
+    return
+  fi
+  want=$("$ROOT/hack/netpol.sh" image)
+  local fields='{.spec.template.spec.containers[0].image} {.status.numberReady} {.status.desiredNumberScheduled}'
+  read -r image ready nodes < <("${k[@]}" get daemonset netpol --ignore-not-found -o "jsonpath=$fields"; echo)
+  if [[ "$image" == "$want" && -n "$nodes" && "$ready" == "$nodes" && "$nodes" != 0 ]]; then
+    log "cluster: NetworkPolicy enforcer $want already running"
+    return
+  fi
+  local t=$SECONDS
+  log "cluster: installing the NetworkPolicy enforcer $want (hack/netpol.sh install $CLUSTER)"
+  "$ROOT/hack/netpol.sh" install "$CLUSTER"
+  log "cluster: NetworkPolicy enforcer ready ($((SECONDS - t)) s)"
+}
+
 up() {
   local started=$SECONDS restarted_at=0
   if cluster_exists; then
@@ -144,6 +168,7 @@ up() {
     kind create cluster --name "$CLUSTER" --config "$config" --image "$image" --wait 0s
   fi
   wait_ready "${restarted_at:-0}"
+  install_enforcer
   kubectl --context "$CONTEXT" get nodes -o wide
   log "cluster: $CLUSTER up in $((SECONDS - started)) s (kubectl --context $CONTEXT)"
 }

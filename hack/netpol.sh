@@ -5,6 +5,7 @@
 #   hack/netpol.sh build            the binary (cached per version) and the image
 #                                   scalestage/netpol-kube-router:<version>; prints the image
 #   hack/netpol.sh manifest         the DaemonSet (images/netpol/daemonset.yaml) with the image filled in
+#   hack/netpol.sh image            the image's name (builds nothing)
 #   hack/netpol.sh install CLUSTER  build, `kind load` the image into kind cluster CLUSTER, apply the
 #                                   DaemonSet there (context kind-CLUSTER) and wait for it
 #
@@ -84,6 +85,7 @@ install() {
 case "${1:-build}" in
   build) build ;;
   manifest) manifest ;;
+  image) echo "$IMAGE" ;;
   install) shift; install "$@" ;;
-  *) die "usage: $0 build|manifest|install CLUSTER" ;;
+  *) die "usage: $0 build|manifest|image|install CLUSTER" ;;
 esac

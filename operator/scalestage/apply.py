@@ -36,7 +36,7 @@ FIELD_MANAGER = MANAGED_BY
 SCALESTAGE = "ScaleStage"
 
 # Every kind a builder may produce (kind: apiVersion), in apply order: what pods refer to exists
-# before the pods.
+# before the pods. `sync` prunes in the reverse order.
 KINDS: dict[str, str] = {
     "Secret": "v1",
     "ConfigMap": "v1",
@@ -44,6 +44,11 @@ KINDS: dict[str, str] = {
     "ServiceAccount": "v1",
     "Role": "rbac.authorization.k8s.io/v1",
     "RoleBinding": "rbac.authorization.k8s.io/v1",
+    # The paths between pods (specs/network.py): a new path is open before the Services and the
+    # pods that use it. A path no longer wanted is pruned after the workloads (reverse order), so
+    # it never closes before its pods are told to go; one that pods which stay still use while
+    # they roll is kept by the plan itself (reconcile.keeps_redis, network.move until DONE).
+    "NetworkPolicy": "networking.k8s.io/v1",
     "Service": "v1",
     "StatefulSet": "apps/v1",
     "Deployment": "apps/v1",

@@ -20,7 +20,7 @@ from kubernetes.dynamic.resource import Resource
 
 from . import apply, moves, specs, stages, status, transitions
 from .names import Names
-from .specs import jobs, redis, secrets
+from .specs import jobs, network, redis, secrets
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +266,9 @@ def continue_move(cluster: apply.Cluster, body: Mapping, observed: Mapping,
     desired = specs.build_all(serving, names, creds)
     if current != moves.RETIRING:
         desired += specs.data_objects(other, names)
+    # the paths between both layouts, every step until DONE (finish_move builds without them,
+    # so they are pruned with the move's Jobs)
+    desired += network.move(source, target, names)
     if serving is target and current == moves.SWITCHING:
         desired = keep_front_door(desired, source, target, observed, names)
     desired += [jobs.move_job(names, source, target, action)

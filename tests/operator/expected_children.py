@@ -48,9 +48,14 @@ _OTHERS: dict[int, set[str]] = {
     | {f"Service/chirp-db-shard-{i}-{end}" for i in range(2) for end in ("rw", "ro")},
 }
 
+# NetworkPolicies (docs/network-policies.md): one for each workload's pods, one holding every pod
+# of the instance to DNS only, and one for the pods of `scalestage load`.
+_POLICIES = {"default", "load"}
+
 # Every child the operator manages at each stage, as `Kind/name`.
 EXPECTED_CHILDREN: dict[int, set[str]] = {
     stage: {f"{kind}/{INSTANCE}-{component}" for component, (kind, _) in workloads.items()}
+    | {f"NetworkPolicy/{INSTANCE}-netpol-{group}" for group in _POLICIES | set(workloads)}
     | _OTHERS[stage]
     for stage, workloads in WORKLOADS.items()
 }

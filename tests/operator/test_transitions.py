@@ -11,7 +11,7 @@ from tests.polling import wait_until
 pytestmark = pytest.mark.slow
 
 NAMES = Names(INSTANCE)
-REDIS = {"Deployment/chirp-redis", "Service/chirp-redis"}
+REDIS = {"Deployment/chirp-redis", "Service/chirp-redis", "NetworkPolicy/chirp-netpol-redis"}
 # Sticky while sessions live in the process. At 4 the affinity stays while the web pods roll from
 # process to Redis sessions — here, with no kubelet, they never finish rolling (the unit tests and
 # e2e see it dropped once they have).
@@ -111,6 +111,9 @@ def test_a_data_move_is_recorded_first_and_provisions_beside_the_source(
     for database in target_databases:
         wait_until(lambda database=database: f"StatefulSet/chirp-{database}"
                    in kube.children(namespace, "chirp"), what=f"{database} created")
+    # the paths between both layouts, for as long as the move runs (docs/network-policies.md)
+    assert {"NetworkPolicy/chirp-netpol-move-clients", "NetworkPolicy/chirp-netpol-move-source",
+            "NetworkPolicy/chirp-netpol-move-target"} <= kube.children(namespace, "chirp")
     status = wait_until(lambda: (found := kube.get(namespace, "chirp")["status"])
                         .get("phase") == "Migrating" and found, what="phase Migrating")
     assert status["stage"] == current

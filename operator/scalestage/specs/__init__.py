@@ -16,6 +16,7 @@ from . import (
     edge,
     frontdoor,
     monolith,
+    network,
     pdb,
     postgres,
     redis,
@@ -25,7 +26,10 @@ from . import (
 )
 from .common import Manifest
 
-BUILDERS = (architecture, access, monolith, postgres, redis, web, workers, edge, frontdoor, pdb)
+# network last: its policies select, by label, the pods the builders before it make (the applier
+# orders by kind, apply.KINDS, so the policies are still applied before those pods)
+BUILDERS = (architecture, access, monolith, postgres, redis, web, workers, edge, frontdoor, pdb,
+            network)
 
 
 def build_all(plan: Plan, names: Names, credentials: Mapping[str, str]) -> list[Manifest]:

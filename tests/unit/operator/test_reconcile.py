@@ -81,8 +81,8 @@ def test_moving_within_a_layout_prunes_what_the_new_stage_does_not_run():
     down = run(cluster, 3, cluster.status)
     assert down.action == "in-place"
     cluster.settle()  # Redis is kept until the web pods have rolled (the test below)
-    assert sorted(run(cluster, 3, cluster.status).pruned) == ["Deployment/chirp-redis",
-                                                              "Service/chirp-redis"]
+    assert sorted(run(cluster, 3, cluster.status).pruned) == [
+        "Deployment/chirp-redis", "NetworkPolicy/chirp-netpol-redis", "Service/chirp-redis"]
     # the session store changes (Redis → the web process): the Event says what users see
     assert down.events == [Event("Normal", "StageChanged",
                                  "stage 4 (cached) → stage 3 (load-balanced); sessions now live "
@@ -96,6 +96,14 @@ def front_door_component(cluster):
 
 def names_of(cluster, kind):
     return sorted(name for (k, name) in cluster.objects if k == kind)
+
+
+def move_policies(cluster):
+    return [n for n in names_of(cluster, "NetworkPolicy") if n.startswith("chirp-netpol-move-")]
+
+
+MOVE_1_2_POLICIES = [f"chirp-netpol-move-{group}" for group in
+                     ("clients", "load", "monolith", "source", "target", "web")]
 
 
 def test_a_walk_waits_for_each_stage_to_be_ready_before_the_next():
@@ -128,6 +136,7 @@ def test_a_data_move_1_to_2_runs_every_step_and_retires_the_monolith_last():
     assert names_of(cluster, "StatefulSet") == ["chirp-db-primary", "chirp-monolith"]
     assert names_of(cluster, "Deployment") == []  # users still reach the monolith
     assert names_of(cluster, "Job") == []
+    assert move_policies(cluster) == MOVE_1_2_POLICIES  # the paths between both layouts
 
     cluster.settle()
     run(cluster, 2, cluster.status)  # copying: the Job runs `chirp move run`
@@ -156,10 +165,13 @@ def test_a_data_move_1_to_2_runs_every_step_and_retires_the_monolith_last():
     cluster.finish_job("chirp-move-1-2-complete")
     run(cluster, 2, cluster.status)  # retiring: the monolith and its volume go
     assert names_of(cluster, "StatefulSet") == ["chirp-db-primary"]
+    assert move_policies(cluster) == MOVE_1_2_POLICIES  # until the source is gone
     done = run(cluster, 2, cluster.status)
     assert cluster.status["stage"] == 2 and "migration" not in cluster.status
     assert cluster.status["lastMove"]["from"] == 1 and cluster.status["lastMove"]["to"] == 2
     assert names_of(cluster, "Job") == []
+    assert move_policies(cluster) == [] and {
+        f"NetworkPolicy/{name}" for name in MOVE_1_2_POLICIES} <= set(done.pruned)
     assert [e.reason for e in done.events] == ["StageChanged"]
     cluster.settle()
     run(cluster, 2, cluster.status)
@@ -293,10 +305,21 @@ def test_4_to_3_keeps_redis_until_the_web_pods_no_longer_use_it():
     cluster.settle()
     run(cluster, 3, cluster.status)  # the web pods roll back to process sessions
     assert "chirp-redis" in names_of(cluster, "Deployment")
+    assert "chirp-netpol-redis" in names_of(cluster, "NetworkPolicy")  # and still reach it
+    assert web_reaches_redis(cluster)
     cluster.settle()
-    down = run(cluster, 3, cluster.status)  # rolled: Redis goes
+    down = run(cluster, 3, cluster.status)  # rolled: Redis goes, and the paths to it
     assert "chirp-redis" not in names_of(cluster, "Deployment")
-    assert sorted(down.pruned) == ["Deployment/chirp-redis", "Service/chirp-redis"]
+    assert sorted(down.pruned) == [
+        "Deployment/chirp-redis", "NetworkPolicy/chirp-netpol-redis", "Service/chirp-redis"]
+    assert not web_reaches_redis(cluster)
+
+
+def web_reaches_redis(cluster):
+    """The web pods' policy lets them out to the Redis pods."""
+    egress = cluster.objects[("NetworkPolicy", "chirp-netpol-web")]["spec"]["egress"]
+    return any(peer["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "redis"
+               for rule in egress for peer in rule.get("to", []) if "podSelector" in peer)
 
 
 def someone_elses(kind, name, uid="u-2", owner="chirp-web"):

@@ -45,6 +45,17 @@ EXPECTED[5] = (EXPECTED[4] - {"StatefulSet/chirp-db-primary", "Service/chirp-db-
                          ("Service", "rw"), ("Service", "ro"))} | {
     "Deployment/chirp-worker", "PodDisruptionBudget/chirp-worker", "ConfigMap/chirp-edge-config",
     "Deployment/chirp-edge", "Service/chirp-edge", "PodDisruptionBudget/chirp-edge"}
+# the NetworkPolicies: every pod to DNS only, the load Job's pods, and one per group of pods
+POLICIES = {
+    1: ["monolith"],
+    2: ["web", "db-primary"],
+    3: ["web", "db-primary", "db-replica"],
+    4: ["web", "db-primary", "db-replica", "redis"],
+    5: ["web", "edge", "worker", "redis"] + [f"db-shard-{i}-{role}" for i in range(2)
+                                             for role in ("primary", "replica")],
+}
+for _stage, _groups in POLICIES.items():
+    EXPECTED[_stage] |= {f"NetworkPolicy/chirp-netpol-{g}" for g in ["default", "load", *_groups]}
 
 
 @pytest.mark.parametrize("stage", STAGES)
