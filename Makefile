@@ -6,12 +6,12 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
 PYTEST := .venv/bin/pytest
 # Tiers that `make test` runs. A tier joins this list only once it passes on a fresh clone.
-TEST_TIERS := test-unit test-services test-operator test-e2e
+TEST_TIERS := test-unit test-services test-operator test-tilt test-e2e
 
 # Feature areas keep their targets in mk/*.mk (cluster, operator, ...).
 -include mk/*.mk
 
-.PHONY: help up deps venv tools docker images test $(TEST_TIERS) test-e2e test-browser test-chaos bench lint clean
+.PHONY: help up deps venv tools docker images test $(TEST_TIERS) test-e2e bench lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -48,23 +48,12 @@ test-services: deps venv ## the app against real Postgres (primary + replica), R
 test-operator: deps venv tools ## the operator against a real etcd + kube-apiserver + controller manager
 	$(PYTEST) tests/operator
 
-# Kept out of `make test` until they are ready for it:
-# - the architecture page in a browser brings up stages 1, 3 and 5 of its own (~9 min), until it
-#   shares the stages the e2e tier already walks (the warm budget is 30 min);
-# - the SPOF checks (~13 min): where a replacement pod is ready within a second or two (a quiet
-#   node), the measured rule cannot yet tell a redundant pod's in-flight failures from an outage
-#   (issue 11's note).
-BROWSER_E2E := tests/e2e/test_architecture_page.py
-CHAOS_E2E := tests/e2e/test_spofs.py
+# The e2e tier: the cluster's smoke tests first, then the journey (one ScaleStage 1→5 and back
+# under load, every stage checked, its architecture page in chromium and its SPOFs measured).
+E2E := tests/e2e/test_smoke.py tests/e2e/test_journey.py
 
 test-e2e: deps venv tools images ## a real kind cluster (created or reused) with real pods
-	$(PYTEST) tests/e2e --ignore=$(BROWSER_E2E) --ignore=$(CHAOS_E2E)
-
-test-chaos: deps venv tools images ## spof-check and chaos kill at stages 1-5 on kind (not in make test yet)
-	$(PYTEST) $(CHAOS_E2E)
-
-test-browser: deps venv tools images ## the architecture page in headless chromium on kind (stages 1, 3, 5)
-	$(PYTEST) $(BROWSER_E2E)
+	$(PYTEST) $(E2E)
 
 bench: deps venv ## print the benchmark figures (bench/)
 	@for b in bench/*.py; do echo "== $$b"; .venv/bin/python $$b; done
