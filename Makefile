@@ -11,7 +11,7 @@ TEST_TIERS := test-unit test-services test-operator test-tilt test-e2e
 # Feature areas keep their targets in mk/*.mk (cluster, operator, ...).
 -include mk/*.mk
 
-.PHONY: help up deps venv tools docker images test $(TEST_TIERS) test-e2e bench lint clean
+.PHONY: help up deps venv tools docker images test $(TEST_TIERS) test-e2e test-online bench lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -26,8 +26,13 @@ venv: .venv/.installed ## Python virtualenv with both projects and the test tool
 .venv/.installed: requirements-dev.txt $(wildcard services/chirp/pyproject.toml operator/pyproject.toml)
 	hack/venv.sh
 
-tools: ## build the pinned upstream tools (kind, helm, kubectl, Kubernetes, etcd, ...) into .tools/bin
-	hack/tools.sh
+# What the tools are for: the goals of this make run (`make test` needs the operator tier's control
+# plane and the cluster's tools; online, a cluster needs only kind, helm and kubectl). A
+# prerequisite runs once per make run, so the goals, not the target that first asked, decide.
+TOOLS_FOR ?= $(MAKECMDGOALS)
+
+tools: ## build the pinned tools the goals need into .tools/bin (kind, helm, kubectl; offline Kubernetes, ...)
+	hack/tools.sh $(TOOLS_FOR)
 
 docker: ## make sure a Docker engine is installed and running
 	hack/docker-engine.sh
@@ -54,6 +59,11 @@ E2E := tests/e2e/test_smoke.py tests/e2e/test_journey.py
 
 test-e2e: deps venv tools images ## a real kind cluster (created or reused) with real pods
 	$(PYTEST) $(E2E)
+
+# The online path (kind's node image, official bases, no Kubernetes built) against a local
+# registry serving our offline images under Docker Hub's names (docs/cluster.md); not in `make test`.
+test-online: docker venv node-image ## the online path of make up/cluster against a local registry (kind cluster scalestage-online)
+	$(PYTEST) tests/online
 
 bench: deps venv ## print the benchmark figures (bench/)
 	@for b in bench/*.py; do echo "== $$b"; .venv/bin/python $$b; done

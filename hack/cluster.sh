@@ -8,10 +8,14 @@
 #   hack/cluster.sh load [IMAGE...]
 #                           `kind load docker-image` the given images, by default every scalestage/*
 #                           image the app runs (those built)
+#   hack/cluster.sh node-image
+#                           print the node image `up` would create the cluster from (pulling or
+#                           building it)
 #
-# Node image: online (a registry answers) kind's official kindest/node for the pinned Kubernetes;
-# offline (SCALESTAGE_OFFLINE=1, or nothing answers) the one `make node-image` builds, which
-# carries every image the cluster needs, so nothing is pulled. SCALESTAGE_NODE_IMAGE forces one.
+# Node image (hack/setup_plan.py decides): online (the registry serves it) kind's official
+# kindest/node for the pinned Kubernetes, from SCALESTAGE_REGISTRY when set; offline
+# (SCALESTAGE_OFFLINE=1, or it cannot be pulled) the one `make node-image` builds, which carries
+# every image the cluster needs, so nothing is pulled. SCALESTAGE_NODE_IMAGE forces one.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/tools/versions.env"
@@ -24,7 +28,7 @@ CONTEXT="kind-$CLUSTER"
 CONFIG="$ROOT/kind-config.yaml"
 CACHE="$(scalestage_cache)/cluster"
 OFFLINE_IMAGE="scalestage/kind-node:$KUBERNETES_VERSION"
-ONLINE_IMAGE="kindest/node:$KUBERNETES_VERSION"
+ONLINE_IMAGE="$(registry_image "kindest/node:$KUBERNETES_VERSION")"
 # the images `make load-images` puts into the cluster (those present in Docker)
 PROJECT_IMAGES=(scalestage/chirp:dev scalestage/operator:dev scalestage/postgres:15 scalestage/redis:7 scalestage/edge:1)
 
@@ -38,18 +42,23 @@ image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 cluster_exists() { kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; }
 node_containers() { docker ps -a --filter "label=io.x-k8s.kind.cluster=$CLUSTER" --format '{{.Names}}'; }
 
-# node_image: which node image to run, building ours when offline.
+# node_image: which node image to run, pulling kind's or building ours.
 node_image() {
   if [[ -n "${SCALESTAGE_NODE_IMAGE:-}" ]]; then echo "$SCALESTAGE_NODE_IMAGE"; return; fi
-  if [[ "${SCALESTAGE_OFFLINE:-}" != 1 ]]; then
-    if image_exists "$ONLINE_IMAGE" || timeout 120 docker pull -q "$ONLINE_IMAGE" >/dev/null 2>&1; then
-      echo "$ONLINE_IMAGE"; return
-    fi
-    [[ "${SCALESTAGE_OFFLINE:-}" == 0 ]] && die "cannot pull $ONLINE_IMAGE (SCALESTAGE_OFFLINE=0)"
-    log "cluster: no registry answers; using the offline node image" >&2
+  local offline="${SCALESTAGE_OFFLINE:-}" availability=absent plan
+  [[ $offline == 1 ]] || availability=$(image_availability "$ONLINE_IMAGE" pull)
+  plan=$(setup_plan plan --for cluster --offline "$offline" --node-image "$availability" \
+    --kubernetes-version "$KUBERNETES_VERSION") || die "cannot pull $ONLINE_IMAGE (SCALESTAGE_OFFLINE=0)"
+  eval "$plan"
+  if [[ $PLAN_NODE_IMAGE == build ]]; then
+    [[ $offline == 1 ]] || log "cluster: $ONLINE_IMAGE cannot be pulled; using the offline node image" >&2
+    # `make tools` built only the online path's tools when the registry seemed to serve the image
+    [[ -x "$ROOT/.tools/bin/kubeadm" ]] || "$ROOT/hack/tools.sh" node-image >&2
+    "$ROOT/hack/node-image.sh" >&2
+    echo "$OFFLINE_IMAGE"
+  else
+    echo "$ONLINE_IMAGE"
   fi
-  "$ROOT/hack/node-image.sh" >&2
-  echo "$OFFLINE_IMAGE"
 }
 
 # kind_config IMAGE: the config to create the cluster with. Our node image carries etcd and
@@ -207,5 +216,6 @@ case "${1:-up}" in
   up) up ;;
   down) down ;;
   load) shift; load "$@" ;;
-  *) die "usage: $0 up|down|load [IMAGE...]" ;;
+  node-image) node_image ;;
+  *) die "usage: $0 up|down|load [IMAGE...]|node-image" ;;
 esac

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # make images: every image the project runs, tagged scalestage/*. Each Dockerfile takes its base
-# image as BASE_IMAGE: online the official upstream images, offline (SCALESTAGE_OFFLINE=1, or when
-# no registry answers) our own Debian base made with debootstrap. See docs/contracts.md.
+# image as BASE_IMAGE: online the official upstream images (from SCALESTAGE_REGISTRY when set),
+# offline (SCALESTAGE_OFFLINE=1, or when debian:bookworm-slim cannot be pulled) our own Debian base
+# made with debootstrap; hack/setup_plan.py decides. See docs/contracts.md.
+#
+#   hack/images.sh          build them all
+#   hack/images.sh bases    print the base image each Dockerfile would get, build nothing
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/hack/lib.sh"
@@ -15,14 +19,14 @@ mkdir -p "$CACHE"
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
-registry_answers() {
-  image_exists debian:bookworm-slim && return 0
-  timeout 60 docker pull -q debian:bookworm-slim >/dev/null 2>&1
-}
-
-if [[ -z "${SCALESTAGE_OFFLINE:-}" ]]; then
-  if registry_answers; then SCALESTAGE_OFFLINE=0; else SCALESTAGE_OFFLINE=1; fi
-fi
+# Online or offline: the official debian:bookworm-slim present or pulled, or not.
+DEBIAN_SLIM=$(registry_image debian:bookworm-slim)
+bases=unknown
+[[ "${SCALESTAGE_OFFLINE:-}" == 1 ]] || bases=$(image_availability "$DEBIAN_SLIM" pull)
+plan=$(setup_plan plan --for images --offline "${SCALESTAGE_OFFLINE:-}" --bases "$bases") \
+  || die "images: cannot pull $DEBIAN_SLIM (SCALESTAGE_OFFLINE=0)"
+eval "$plan"
+if [[ $PLAN_BASES == official ]]; then SCALESTAGE_OFFLINE=0; else SCALESTAGE_OFFLINE=1; fi
 
 # slim_rootfs DIR: make a debootstrap rootfs a container base (what the official debian:*-slim images
 # do, after debuerreotype's slimify): no service starts during apt installs; apt installs no
@@ -71,7 +75,7 @@ DPKG
 debian_base() {
   local tag=scalestage/debian-base:$SUITE
   if [[ $SCALESTAGE_OFFLINE == 0 ]]; then
-    docker tag debian:bookworm-slim "$tag"; return
+    docker tag "$DEBIAN_SLIM" "$tag"; return
   fi
   local key label=dev.scalestage.debian-base
   key="$( { declare -f slim_rootfs; echo "$MIRROR $SUITE"; } | sha256sum | cut -c1-12)"
@@ -112,8 +116,19 @@ build() {
   log "images: $tag ready ($((SECONDS - started)) s)"
 }
 
-# base_for OFFICIAL: the official image online, our Debian base offline.
-base_for() { if [[ $SCALESTAGE_OFFLINE == 0 ]]; then echo "$1"; else echo "scalestage/debian-base:$SUITE"; fi; }
+# base_for OFFICIAL: the official image online (as the registry names it), our Debian base offline.
+base_for() {
+  if [[ $SCALESTAGE_OFFLINE == 0 ]]; then registry_image "$1"; else echo "scalestage/debian-base:$SUITE"; fi
+}
+
+# the official image each of images/* is written against
+declare -A OFFICIAL=([python-base]=python:3.11-slim [postgres]=postgres:15 [redis]=redis:7 [edge]=nginx:1)
+
+if [[ ${1:-} == bases ]]; then
+  echo "debian-base ${PLAN_BASES}: $([[ $SCALESTAGE_OFFLINE == 0 ]] && echo "$DEBIAN_SLIM" || echo debootstrap)"
+  for dir in python-base postgres redis edge; do echo "$dir $(base_for "${OFFICIAL[$dir]}")"; done
+  exit 0
+fi
 
 # wheelhouse DIR: fill DIR/wheels with the project's wheels, from the cache when its pyproject.toml
 # and build-wheels.sh have not changed (a fresh clone would otherwise download them every time).
@@ -133,10 +148,10 @@ wheelhouse() {
 started=$SECONDS
 log "images: building $( [[ $SCALESTAGE_OFFLINE == 1 ]] && echo 'offline, from Debian packages' || echo 'from official images')"
 debian_base
-build scalestage/python-base:3.11 images/python-base "$(base_for python:3.11-slim)"
-build scalestage/postgres:15 images/postgres "$(base_for postgres:15)"
-build scalestage/redis:7 images/redis "$(base_for redis:7)"
-build scalestage/edge:1 images/edge "$(base_for nginx:1)"
+build scalestage/python-base:3.11 images/python-base "$(base_for "${OFFICIAL[python-base]}")"
+build scalestage/postgres:15 images/postgres "$(base_for "${OFFICIAL[postgres]}")"
+build scalestage/redis:7 images/redis "$(base_for "${OFFICIAL[redis]}")"
+build scalestage/edge:1 images/edge "$(base_for "${OFFICIAL[edge]}")"
 # The Python projects install from a wheelhouse filled on the host (pip reaches PyPI here, the
 # build container may not), so the same Dockerfile works air-gapped.
 for project in services/chirp:scalestage/chirp:dev operator:scalestage/operator:dev; do

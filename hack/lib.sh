@@ -48,3 +48,23 @@ with_heartbeat() {
   done
   wait "$pid"
 }
+
+# setup_plan ARGS...: the decisions of hack/setup_plan.py (what to build, pull, which images), on
+# SCALESTAGE_REGISTRY (a registry serving Docker Hub's names; unset: Docker's defaults).
+setup_plan() {
+  python3 "$(dirname "${BASH_SOURCE[0]}")/setup_plan.py" "$@" --registry "${SCALESTAGE_REGISTRY:-}"
+}
+
+# registry_image NAME: a Docker Hub image as SCALESTAGE_REGISTRY serves it (NAME itself when unset).
+registry_image() { setup_plan image --name "$1"; }
+
+# image_availability IMAGE [pull]: "present" (in Docker), "served" (the registry has it; with
+# pull, it is pulled and so present) or "absent" (no registry answers, or it lacks IMAGE).
+image_availability() {
+  if docker image inspect "$1" >/dev/null 2>&1; then echo present
+  elif [[ ${2:-} == pull ]]; then
+    if timeout 120 docker pull -q "$1" >/dev/null 2>&1; then echo present; else echo absent; fi
+  elif timeout 60 docker manifest inspect --insecure "$1" >/dev/null 2>&1; then echo served
+  else echo absent
+  fi
+}

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# make tools: build every pinned upstream tool from the Go module proxy (no other download site is
-# reachable on our CI machines) into a cache outside the checkout, then link them into .tools/bin.
+# make tools: build the pinned upstream tools a run needs from the Go module proxy (no other
+# download site is reachable on our CI machines) into a cache outside the checkout, then link them
+# into .tools/bin.
 #
+#   hack/tools.sh [GOAL...]   what the tools are for: make goals (the Makefile passes its own,
+#                             TOOLS_FOR overrides) or purposes of hack/setup_plan.py; none: all
 #   cache:  ${SCALESTAGE_CACHE:-~/.cache/scalestage}/tools/<tool>-<version>/   (keyed by version)
-#   links:  .tools/bin/<binary>                                                  (gitignored)
+#   links:  ${SCALESTAGE_TOOLS_BIN:-.tools/bin}/<binary>                        (gitignored)
 #
-# Idempotent: a tool whose cache folder is complete is only re-linked. A tool already on PATH at
-# the pinned version is linked from there instead of being built.
+# Which tools, and from where, is hack/setup_plan.py's decision: online (the registry serves
+# kind's node image) a cluster needs only kind, helm and kubectl; offline, or for `make
+# node-image`, every Kubernetes component, etcd, CoreDNS, ... (see docs/cluster.md).
+# Idempotent: a tool whose cache folder is complete is only re-linked. kind, helm and kubectl
+# already on PATH at the pinned version are linked from there instead of being built.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,7 +21,7 @@ source "$ROOT/tools/versions.env"
 source "$ROOT/hack/lib.sh"
 
 CACHE="$(scalestage_cache)/tools"
-BIN="$ROOT/.tools/bin"
+BIN="${SCALESTAGE_TOOLS_BIN:-$ROOT/.tools/bin}"
 mkdir -p "$CACHE" "$BIN"
 
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
@@ -29,14 +35,27 @@ link_all() {
   done
 }
 
-# on_path_at_version NAME VERSION ARGS...: true when NAME on PATH (outside .tools) prints VERSION.
-on_path_at_version() {
-  local name=$1 version=$2; shift 2
-  local found
-  found="$(PATH="$(echo "$PATH" | tr ':' '\n' | grep -v "$BIN" | paste -sd:)" command -v "$name" || true)"
-  [[ -n "$found" ]] && "$found" "$@" 2>/dev/null | grep -q -- "$version" && {
-    ln -sfn "$found" "$BIN/$name"; return 0; }
-  return 1
+# path_at_version NAME: NAME's path on PATH (outside .tools) when it prints the pinned version.
+path_at_version() {
+  local name=$1 found args=(version)
+  [[ $name == kubectl ]] && args=(version --client)
+  found="$(PATH="$(echo "$PATH" | tr ':' '\n' | grep -vF "$BIN" | paste -sd:)" command -v "$name" || true)"
+  [[ -n "$found" ]] && "$found" "${args[@]}" 2>/dev/null | grep -q -- "$(version_of "$name")" && echo "$found"
+}
+
+version_of() {
+  case $1 in
+    kubernetes|kubectl) echo "$KUBERNETES_VERSION" ;;
+    etcd) echo "$ETCD_VERSION" ;;
+    kind) echo "$KIND_VERSION" ;;
+    helm) echo "$HELM_VERSION" ;;
+    crictl) echo "$CRICTL_VERSION" ;;
+    cni-plugins) echo "$CNI_PLUGINS_VERSION" ;;
+    coredns) echo "$COREDNS_VERSION" ;;
+    local-path-provisioner) echo "$LOCAL_PATH_PROVISIONER_VERSION" ;;
+    registry) echo "$DISTRIBUTION_VERSION" ;;
+    *) die "tools: no pinned version for $1" ;;
+  esac
 }
 
 # quietly CMD...: run CMD, showing its output only when it fails.
@@ -63,8 +82,9 @@ tool() {
 }
 
 # --- Kubernetes: a wrapper module, because k8s.io/kubernetes replaces its staging modules locally.
-build_kubernetes() {
-  local out=$1 version=$2
+# kubernetes_cmds OUT VERSION CMD...: build k8s.io/kubernetes/cmd/CMD... into OUT.
+kubernetes_cmds() {
+  local out=$1 version=$2; shift 2
   local src="$CACHE/src/kubernetes-$version"
   local minor=${version#v1.}; minor=${minor%%.*}
   mkdir -p "$src"
@@ -91,10 +111,16 @@ build_kubernetes() {
       ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
       ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$now"
     done
-    local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubeadm kubectl)
-    go build -mod=mod -trimpath -ldflags "$ldflags" -o "$out/" "${cmds[@]/#/k8s.io/kubernetes/cmd/}"
+    go build -mod=mod -trimpath -ldflags "$ldflags" -o "$out/" "${@/#/k8s.io/kubernetes/cmd/}"
   )
 }
+
+build_kubernetes() {
+  kubernetes_cmds "$1" "$2" kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubeadm kubectl
+}
+
+# kubectl alone, for the online path (no Kubernetes component runs on the host there).
+build_kubectl() { kubernetes_cmds "$1" "$2" kubectl; }
 
 # --- etcd: the server module replaces its siblings locally too; require them all at one version.
 build_etcd() {
@@ -148,6 +174,13 @@ build_crictl() {
     -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$2" "sigs.k8s.io/cri-tools/cmd/crictl@$2"
 }
 
+# The registry server (distribution), for tests of the online path against a local registry.
+build_registry() {
+  GOBIN="$1" go install -trimpath \
+    -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$2" \
+    "github.com/distribution/distribution/v3/cmd/registry@$2"
+}
+
 # The CNI plugins live in their own folder: they are installed into node images, not run here.
 build_cni_plugins() {
   local out=$1 version=$2 p
@@ -160,14 +193,36 @@ build_cni_plugins() {
   done
 }
 
+# --- the plan: probe what it depends on, then let hack/setup_plan.py decide -------------------
+goals="${*:-${TOOLS_FOR:-}}"
+offline="${SCALESTAGE_OFFLINE:-}"
+node_image=unknown
+while read -r what image; do
+  [[ $what == node-image ]] || continue
+  node_image=$(image_availability "$image")
+  log "tools: $image is $node_image"
+done < <(setup_plan probes --for "$goals" --offline "$offline" --kubernetes-version "$KUBERNETES_VERSION")
+cached=() on_path=()
+for t in etcd kubernetes kind helm kubectl crictl cni-plugins coredns local-path-provisioner registry; do
+  [[ -f "$CACHE/$t-$(version_of "$t")/.complete" ]] && cached+=("$t")
+done
+for t in kind helm kubectl; do
+  [[ -n "$(path_at_version "$t")" ]] && on_path+=("$t")
+done
+plan=$(setup_plan plan --for "$goals" --offline "$offline" --node-image "$node_image" \
+  --cached "${cached[*]}" --on-path "${on_path[*]}" --kubernetes-version "$KUBERNETES_VERSION") \
+  || die "tools: no plan (see above)"
+eval "$plan"
+log "tools: for ${goals:-all}${PLAN_MODE:+, $PLAN_MODE}: ${PLAN_BUILDS:-nothing} to build (${PLAN_TOOLS})"
+
 started=$SECONDS
-tool etcd "$ETCD_VERSION" build_etcd
-tool kubernetes "$KUBERNETES_VERSION" build_kubernetes
-on_path_at_version kind "$KIND_VERSION" version || tool kind "$KIND_VERSION" build_kind
-on_path_at_version helm "$HELM_VERSION" version || tool helm "$HELM_VERSION" build_helm
-tool crictl "$CRICTL_VERSION" build_crictl
-tool cni-plugins "$CNI_PLUGINS_VERSION" build_cni_plugins
-ln -sfn "$CACHE/cni-plugins-$CNI_PLUGINS_VERSION/cni" "$ROOT/.tools/cni"
-tool coredns "$COREDNS_VERSION" build_coredns
-tool local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" build_local_path_provisioner
-log "tools: all present in .tools/bin ($((SECONDS - started)) s)"
+for entry in $PLAN_TOOLS; do
+  t=${entry%%=*} source=${entry#*=}
+  case $source in
+    path) ln -sfn "$(path_at_version "$t")" "$BIN/$t"; log "tools: $t $(version_of "$t") from PATH" ;;
+    kubernetes) ln -sfn "$CACHE/kubernetes-$KUBERNETES_VERSION/kubectl" "$BIN/kubectl" ;;
+    cache|build) tool "$t" "$(version_of "$t")" "build_${t//-/_}" ;;
+  esac
+  [[ $t == cni-plugins ]] && ln -sfn "$CACHE/cni-plugins-$CNI_PLUGINS_VERSION/cni" "$(dirname "$BIN")/cni"
+done
+log "tools: all present in $BIN ($((SECONDS - started)) s)"

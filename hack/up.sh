@@ -11,13 +11,15 @@ cd "$ROOT"
 PHASES=(
   "deps:Debian packages (Postgres, Redis, debootstrap, ...)"
   "venv:Python virtualenv with the app, the operator and the test tools"
-  "tools:pinned kind, helm, kubectl and the Kubernetes components (built once, then cached)"
+  "tools:pinned kind, helm, kubectl (offline also the Kubernetes components; built once, cached)"
   "images:the scalestage/* images (from Debian packages when no registry answers)"
   "cluster:the kind cluster (offline node image, 1 control plane + 2 workers)"
   "operator-install:the images loaded into the nodes, the operator installed by helm"
   "up-instance:ScaleStage chirp (stage 1 if new) until it reports Ready"
 )
 
+# the tools phase builds what `make up` needs (hack/setup_plan.py), not all `make tools` knows
+export TOOLS_FOR=up
 started=$SECONDS
 timings=()
 for phase in "${PHASES[@]}"; do
