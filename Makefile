@@ -58,7 +58,7 @@ test-operator: deps venv tools ## the operator against a real etcd + kube-apiser
 E2E := tests/e2e/test_smoke.py tests/e2e/test_journey.py
 
 test-e2e: deps venv tools images ## a real kind cluster (created or reused) with real pods
-	$(PYTEST) $(E2E)
+	$(PYTEST) --durations=12 $(E2E)
 
 # The online path (kind's node image, official bases, no Kubernetes built) against a local
 # registry serving our offline images under Docker Hub's names (docs/cluster.md); not in `make test`.
