@@ -53,7 +53,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "test": ("cluster", "test-operator"),
     "test-online": ("node-image", "registry"),
     **{goal: ("cluster",) for goal in (
-        "test-e2e", "test-chaos", "test-browser", "operator-install", "load-images",
+        "test-e2e", "operator-install", "load-images",
         "up-cluster-app", "tilt-up", "test-tilt")},
 }
 

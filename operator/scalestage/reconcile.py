@@ -264,11 +264,12 @@ def continue_move(cluster: apply.Cluster, body: Mapping, observed: Mapping,
 
     serving, other = (target, source) if moves.target_serves(current, seen) else (source, target)
     desired = specs.build_all(serving, names, creds)
+    # the paths between both layouts, every step until DONE (finish_move builds without them,
+    # so they are pruned with the move's Jobs); applied before the other layout's databases, so
+    # their pods start with their paths open
+    desired += network.move(source, target, names)
     if current != moves.RETIRING:
         desired += specs.data_objects(other, names)
-    # the paths between both layouts, every step until DONE (finish_move builds without them,
-    # so they are pruned with the move's Jobs)
-    desired += network.move(source, target, names)
     if serving is target and current == moves.SWITCHING:
         desired = keep_front_door(desired, source, target, observed, names)
     desired += [jobs.move_job(names, source, target, action)

@@ -111,9 +111,13 @@ def test_a_data_move_is_recorded_first_and_provisions_beside_the_source(
     for database in target_databases:
         wait_until(lambda database=database: f"StatefulSet/chirp-{database}"
                    in kube.children(namespace, "chirp"), what=f"{database} created")
-    # the paths between both layouts, for as long as the move runs (docs/network-policies.md)
-    assert {"NetworkPolicy/chirp-netpol-move-clients", "NetworkPolicy/chirp-netpol-move-source",
-            "NetworkPolicy/chirp-netpol-move-target"} <= kube.children(namespace, "chirp")
+    # the paths between both layouts, for as long as the move runs (docs/network-policies.md);
+    # applied in the same pass as the target's databases, so seen a moment after them at most
+    move_policies = {"NetworkPolicy/chirp-netpol-move-clients",
+                     "NetworkPolicy/chirp-netpol-move-source",
+                     "NetworkPolicy/chirp-netpol-move-target"}
+    wait_until(lambda: move_policies <= kube.children(namespace, "chirp"),
+               what="the move's NetworkPolicies")
     status = wait_until(lambda: (found := kube.get(namespace, "chirp")["status"])
                         .get("phase") == "Migrating" and found, what="phase Migrating")
     assert status["stage"] == current
