@@ -6,12 +6,13 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
 PYTEST := .venv/bin/pytest
 # Tiers that `make test` runs. A tier joins this list only once it passes on a fresh clone.
-TEST_TIERS := test-unit test-services test-operator test-tilt test-e2e
+# test-local runs the services and operator tiers side by side (their own local servers).
+TEST_TIERS := test-unit test-local test-tilt test-e2e
 
 # Feature areas keep their targets in mk/*.mk (cluster, operator, ...).
 -include mk/*.mk
 
-.PHONY: help up deps venv tools docker images test $(TEST_TIERS) test-e2e test-online bench lint clean
+.PHONY: help up deps venv tools docker images test $(TEST_TIERS) test-services test-operator test-e2e test-online bench lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +47,13 @@ test: lint $(TEST_TIERS) ## lint, then every test tier
 test-unit: venv ## pure code: stage plans, builders, status, app logic, Go helpers (no services)
 	$(PYTEST) tests/unit
 	hack/go-test.sh
+
+# The services and operator tiers at once: each binds free ports and keeps its files in its own
+# temp folders, and the operator tier mostly waits (outages, timers) while the services tier
+# computes; together they take about as long as the longer one alone. Output: each tier in one
+# piece when it ends.
+test-local: ## the services and operator tiers side by side (make -j2)
+	$(MAKE) -j2 --output-sync=target test-services test-operator
 
 test-services: deps venv ## the app against real Postgres (primary + replica), Redis and Celery
 	$(PYTEST) tests/services

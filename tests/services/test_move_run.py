@@ -93,7 +93,7 @@ def test_run_retries_a_database_not_answering_yet_and_refuses_an_unsafe_move(sep
     Exit 2 (a person must look) for a request that is unsafe, e.g. one database on both sides."""
     sources = separate_databases(1)
     nowhere = ["postgresql://chirp@127.0.0.1:9/chirp"]  # the discard port: nothing listens
-    [line] = chirp_move_run(sources, nowhere, expect=1)
+    [line] = chirp_move_run(sources, nowhere, "--wait-for-databases", "1", expect=1)
     assert line["event"] == "failed" and line["exit_code"] == 1
     assert "cannot reach" in line["reason"]
     [line] = chirp_move_run(sources, sources, expect=2)

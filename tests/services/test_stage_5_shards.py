@@ -42,7 +42,9 @@ def stage5(postgres_cluster, tmp_path_factory):
                         shard_replicas=[postgres_cluster.replicas[0].url(n) for n in names],
                         redis_url=redis_server.url(0), broker_url=redis_server.url(1))
         log = tmp_path_factory.mktemp("worker") / "worker.log"
-        worker = ChirpProcess(["worker", "--concurrency", "2"], env, str(log))
+        # The worker takes up to `concurrency` tasks per fetch from the broker, a fetch every
+        # second or two: a test's burst of rebuilds (one per follow) goes in one fetch, not six.
+        worker = ChirpProcess(["worker", "--concurrency", "16"], env, str(log))
         worker.wait_for_log("ready.", timeout=60)
         yield {"env": env, "worker": worker, "redis": redis_server, "names": names}
     finally:

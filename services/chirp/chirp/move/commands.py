@@ -29,7 +29,7 @@ def _run_to_cut_over(args) -> int:
         return code
 
     try:
-        move = online.open_move(_urls(args.source), _urls(args.target))
+        move = online.open_move(_urls(args.source), _urls(args.target), args.wait_for_databases)
     except online.DatabaseUnreachable as error:  # not yet routable: a new pod tries again
         return failed(1, str(error))
     except online.MoveRefused as error:
@@ -57,7 +57,11 @@ def run(args) -> int:
     if args.step == "run":
         return _run_to_cut_over(args)
     try:
-        move = online.open_move(_urls(args.source), _urls(args.target))
+        move = online.open_move(_urls(args.source), _urls(args.target), args.wait_for_databases)
+    except online.DatabaseUnreachable as error:
+        # a person's `start` is refused; a step an operator's Job runs fails so a new pod retries
+        print(f"chirp move {args.step}: {error}", file=sys.stderr)
+        return 2 if args.step == "start" else 1
     except online.MoveRefused as error:
         print(f"chirp move {args.step}: refused: {error}", file=sys.stderr)
         return 2
@@ -102,6 +106,9 @@ def add_parser(sub) -> None:
                                        "abort", "run"))
     move.add_argument("--from", dest="source", required=True, help="source URL(s), shard 0 first")
     move.add_argument("--to", dest="target", required=True, help="target URL(s), shard 0 first")
+    move.add_argument("--wait-for-databases", type=float, default=online.OPEN_PATIENCE_SECONDS,
+                      metavar="SECONDS", help="how long to keep trying to reach every database "
+                      f"when the step starts (default {online.OPEN_PATIENCE_SECONDS:g})")
     move.add_argument("--bound-seconds", type=float, default=10.0,
                       help="cutover/reverse/run: give up (old side stays live) after this long")
     move.add_argument("--ready-timeout", type=float, default=3600.0,

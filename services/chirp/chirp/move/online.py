@@ -27,6 +27,11 @@ from chirp.move.layout import redact
 # Reads go on, writes wait. Children first: a post's insert holds posts and then share-locks its
 # author in users (the foreign key), so taking users first could deadlock with it.
 LOCK_TABLES = "LOCK TABLE posts, follows, users IN EXCLUSIVE MODE"
+# How long a step waits, when it starts, for every database to answer: a Job's new pod may be
+# refused for a moment (a NetworkPolicy enforcer adds a new pod's address to its rules after the
+# pod starts; a Service routes to a new database pod a moment after that pod turns ready).
+OPEN_PATIENCE_SECONDS = 30.0
+OPEN_RETRY_SECONDS = 1.0
 
 
 class MoveRefused(Exception):
@@ -34,9 +39,9 @@ class MoveRefused(Exception):
 
 
 class DatabaseUnreachable(MoveRefused):
-    """A database did not answer. `start` alone refuses (exit 2); `run`, which the operator's Job
-    runs right after the databases turn ready, retries it (exit 1: a new pod), because a Service
-    may route to a new pod a moment after that pod is ready."""
+    """A database did not answer (for OPEN_PATIENCE_SECONDS when a step starts). `start` alone
+    refuses (exit 2); the steps the operator's Jobs run fail with exit 1, so a new pod tries
+    again (the Job's backoff bounds it)."""
 
 
 class CutoverAborted(Exception):
@@ -125,19 +130,33 @@ class Move:
             conn.close()
 
 
-def open_move(source_urls: list[str], target_urls: list[str]) -> Move:
-    """Checks the request's shape, reaches every database and brings its schema up to date."""
+def _connect_patiently(url: str, deadline: float) -> psycopg.Connection:
+    """_connect, tried again every OPEN_RETRY_SECONDS until `deadline` (time.monotonic())."""
+    while True:
+        try:
+            return _connect(url)
+        except DatabaseUnreachable:
+            if time.monotonic() + OPEN_RETRY_SECONDS > deadline:
+                raise
+            time.sleep(OPEN_RETRY_SECONDS)
+
+
+def open_move(source_urls: list[str], target_urls: list[str],
+              patience: float = OPEN_PATIENCE_SECONDS) -> Move:
+    """Checks the request's shape, reaches every database (trying again until `patience` seconds
+    have passed) and brings its schema up to date."""
     if not source_urls or not target_urls:
         raise MoveRefused("need at least one source (--from) and one target (--to)")
     names = [redact(url) for url in source_urls + target_urls]
     if len(set(names)) != len(names):
         raise MoveRefused("a database appears twice (sources and targets must all differ)")
     move = Move(list(source_urls), list(target_urls))
+    deadline = time.monotonic() + patience
     try:
         for url in source_urls:
-            move.sources.append(_connect(url))
+            move.sources.append(_connect_patiently(url, deadline))
         for url in target_urls:
-            move.targets.append(_connect(url))
+            move.targets.append(_connect_patiently(url, deadline))
         for url in source_urls + target_urls:
             migrate(url)
     except BaseException:
