@@ -6,8 +6,9 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
 PYTEST := .venv/bin/pytest
 # Tiers that `make test` runs. A tier joins this list only once it passes on a fresh clone.
-# test-local runs the services and operator tiers side by side (their own local servers).
-TEST_TIERS := test-unit test-local test-tilt test-e2e
+# test-local runs the services and operator tiers side by side (their own local servers); test-tilt
+# comes last: its `tilt down` leaves Services going that a tier right after could still meet.
+TEST_TIERS := test-unit test-local test-e2e test-tilt
 
 # Feature areas keep their targets in mk/*.mk (cluster, operator, ...).
 -include mk/*.mk

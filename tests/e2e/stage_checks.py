@@ -182,12 +182,14 @@ def is_ready(pod) -> bool:
         c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
 
 
-def stage_pods(cluster: Cluster, namespace: str, stage: int) -> dict[str, list]:
-    """Component -> its running pods (the stage's workloads; not the load's or a move's Job)."""
+def stage_pods(cluster: Cluster, namespace: str, stage: int,
+               terminating: bool = False) -> dict[str, list]:
+    """Component -> its pods (the stage's workloads; not the load's or a move's Job); those
+    being deleted only with `terminating` (a web pod drains for a while: it still answers)."""
     out: dict[str, list] = {}
     for pod in pods(cluster, namespace, f"{INSTANCE_LABEL}={INSTANCE}"):
-        if pod.metadata.deletion_timestamp is None and pod.metadata.labels.get(COMPONENT) in {
-                "monolith", "web", "db", "redis", "worker", "edge"}:
+        if (terminating or pod.metadata.deletion_timestamp is None) and pod.metadata.labels.get(
+                COMPONENT) in {"monolith", "web", "db", "redis", "worker", "edge"}:
             out.setdefault(component_of(pod), []).append(pod)
     return out
 
@@ -195,7 +197,7 @@ def stage_pods(cluster: Cluster, namespace: str, stage: int) -> dict[str, list]:
 def check_real_pods(cluster: Cluster, namespace: str, stage: int, status: dict) -> dict:
     """The status's components, all Ready, and the pods behind them: as many as desired, Ready,
     restricted, never pulling (every image is loaded into the nodes). Pods of the stage before
-    may still be terminating a moment after Ready: waited for."""
+    may still be draining a moment after Ready (and answering, as that stage): waited for."""
     assert status["stage"] == stage
     assert {c["name"]: c["desired"] for c in status["components"]} == replicas(stage)
     assert all(c["ready"] == c["desired"] for c in status["components"]), status["components"]
@@ -205,13 +207,13 @@ def check_real_pods(cluster: Cluster, namespace: str, stage: int, status: dict) 
     assert RESTRICTED.items() <= labels.items(), labels
 
     def as_desired():
-        found = stage_pods(cluster, namespace, stage)
+        found = stage_pods(cluster, namespace, stage, terminating=True)
         counts = {name: len(group) for name, group in found.items()}
         return found if counts == replicas(stage) and all(
             is_ready(p) for group in found.values() for p in group) else None
 
     found = wait_until(as_desired, timeout=120, interval=1, tolerate=TRANSIENT,
-                       what=f"stage {stage}'s pods: {replicas(stage)}, all Ready")
+                       what=f"stage {stage}'s pods: {replicas(stage)}, all Ready, none draining")
     for pod in (p for group in found.values() for p in group):
         for c in pod.spec.containers + (pod.spec.init_containers or []):
             assert c.image_pull_policy == "IfNotPresent", (pod.metadata.name, c.name)
@@ -246,7 +248,9 @@ def check_visit(cluster: Cluster, client_pod: str, namespace: str, stage: int) -
     bad = [(r["step"], r["status"], r.get("json") or r.get("text")) for r in rows
            if r["status"] >= 400]
     assert not bad, bad
-    assert {r["headers"].get("x-chirp-stage") for r in rows} == {str(stage)}
+    stages = [(r["step"], r["headers"].get("x-chirp-stage"), r["headers"].get("x-chirp-pod"))
+              for r in rows]
+    assert {s for _, s, _ in stages} == {str(stage)}, stages
     front = {p.metadata.name for p in stage_pods(cluster, namespace, stage).get(
         front_door_component(stage), [])}
     served_by = {r["headers"]["x-chirp-pod"] for r in rows}
