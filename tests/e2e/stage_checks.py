@@ -11,11 +11,13 @@ pod and database answered.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
 from scalestage.names import CLUSTER, COMPONENT, ROLE
 from scalestage.names import INSTANCE as INSTANCE_LABEL
+from scalestage.specs import app
 from tests.e2e.kindcluster import TRANSIENT, Cluster
 from tests.e2e.walking import INSTANCE, RESTRICTED, load_pod_name, pods
 from tests.operator.expected_children import SPOFS, WORKLOADS, replicas
@@ -239,10 +241,26 @@ def responses(seen: dict, step: str) -> list[dict]:
     return [r for r in seen["responses"] if r["step"] == step]
 
 
+def reported_everywhere(cluster: Cluster, client_pod: str, namespace: str, stage: int) -> float:
+    """Seconds until every front pod reports this stage (X-Chirp-Stage), each asked at its own
+    address. A pod reports the stage of the architecture document it reads, a ConfigMap file the
+    kubelet refreshes within about a minute: the web pods kept from stage 2 to 3 (same template)
+    change in place, a moment after the operator's Ready."""
+    front = stage_pods(cluster, namespace, stage).get(front_door_component(stage), [])
+    urls = [f"http://{pod.status.pod_ip}:{app.PORT}/readyz" for pod in front]
+    started = time.monotonic()
+    wait_until(lambda: all(get(cluster, client_pod, url)["headers"].get("x-chirp-stage")
+                           == str(stage) for url in urls),
+               timeout=180, interval=2, tolerate=TRANSIENT,
+               what=f"every {front_door_component(stage)} pod reporting stage {stage}")
+    return time.monotonic() - started
+
+
 def check_visit(cluster: Cluster, client_pod: str, namespace: str, stage: int) -> str:
     """A visit answered by this stage's front pods, writes on a primary, the session honoured on
     every pod it reached (sticky at 3, spread from 4), cache hits from 4; anonymous reads from
     where the stage serves them. Returns what was seen, for the log."""
+    caught_up = reported_everywhere(cluster, client_pod, namespace, stage)
     seen = visit(cluster, client_pod, namespace, stage)
     rows = seen["responses"]
     bad = [(r["step"], r["status"], r.get("json") or r.get("text")) for r in rows
@@ -275,7 +293,8 @@ def check_visit(cluster: Cluster, client_pod: str, namespace: str, stage: int) -
         assert set(caches) == {"off"}, caches
     if stage == 4:
         assert "hit" in caches[1:], caches
-    text = (f"pods {sorted(served_by)}; writes on {post['headers']['x-chirp-db']}; /api/me on "
+    text = (f"every front pod reported stage {stage} after {caught_up:.0f} s; "
+            f"pods {sorted(served_by)}; writes on {post['headers']['x-chirp-db']}; /api/me on "
             f"{len(me_pods)} pod(s); timeline cache {caches}")
     if stage < 5:
         # from a replica at 3 once one has proved healthy, from Redis at 4 once filled
