@@ -194,6 +194,24 @@ def hold_quota(namespace: str) -> dict:
             "spec": {"hard": {"pods": "0"}}}
 
 
+def replacing_controller(pod_owners: Sequence[Mapping]) -> tuple[str, str] | None:
+    """(kind, name) of the controller that replaces a pod (its ReplicaSet or StatefulSet), from
+    the pod's ownerReferences as dicts; None for a pod nothing replaces."""
+    for owner in pod_owners:
+        if owner.get("controller") and owner.get("kind") in ("ReplicaSet", "StatefulSet"):
+            return owner["kind"], owner["name"]
+    return None
+
+
+def wake_patch(released_at: str) -> dict:
+    """The change that makes a held pod's controller try again at once when the hold ends.
+    Each create the quota refused sent the controller into a longer backoff (5 ms doubling: about
+    20 s by the end of a 20-s hold), so without it the replacement came 2-27 s after the hold,
+    at random; when a real node frees up a Pending pod is scheduled without such a wait. Any
+    change to the controller's object queues it now; this one also says when the hold ended."""
+    return {"metadata": {"annotations": {"scalestage.dev/spof-hold-released-at": released_at}}}
+
+
 def caused_outage(runs: Sequence[tuple[float, float]],
                   killed_at: float) -> tuple[float, float] | None:
     """The outage the kill caused, as seconds after it: the first run if it starts within

@@ -155,6 +155,9 @@ def kill(target: Target, load: Load, component: str, *, force: bool = False,
     before = target.pods(selector)
     name = victim(before, component, pod)
     old = {p.metadata.name: p.metadata.uid for p in before}  # uids before
+    controller = chaos.replacing_controller(
+        [ref.to_dict() for p in before if p.metadata.name == name
+         for ref in p.metadata.owner_references or []])
     seen = load.ticks()
     killed_at = seen[-1]["t"] if seen else 0.0
     with holding(target, enabled=hold) as release:
@@ -172,6 +175,7 @@ def kill(target: Target, load: Load, component: str, *, force: bool = False,
             last = ticks[-1]["t"] if ticks else killed_at
             if hold and released_at is None and time.monotonic() - started >= chaos.HOLD_SECONDS:
                 release()
+                wake(target, controller, say)
                 released_at = last
             if back_at is None and replaced_and_ready(target.pods(selector),
                                                       components[component]["desired"], old,
@@ -208,6 +212,20 @@ def holding(target: Target, *, enabled: bool):
         yield release
     finally:
         release()
+
+
+def wake(target: Target, controller: tuple[str, str] | None, say: Say) -> None:
+    """The hold is over: the killed pod's controller tries again now (chaos.wake_patch)."""
+    if controller is None:
+        return
+    kind, name = controller
+    patch = (target.apps.patch_namespaced_replica_set if kind == "ReplicaSet"
+             else target.apps.patch_namespaced_stateful_set)
+    try:
+        patch(name, target.namespace, chaos.wake_patch(now()))
+    except ApiException as error:  # e.g. no patch right: the controller's own retry comes later
+        say(f"  could not wake {kind} {name} after the hold ({error.status} {error.reason}); "
+            "its replacement comes when the controller tries again")
 
 
 def wait_until_held(target: Target) -> None:

@@ -8,20 +8,19 @@ on a cluster with an enforcer (`hack/cluster.sh up` installs one).
 from __future__ import annotations
 
 import json
-import uuid
 
 from kubernetes import client
 
-from scalestage.names import COMPONENT, Names
 from scalestage.names import INSTANCE as INSTANCE_LABEL
+from scalestage.names import Names
 from scalestage.specs import postgres, redis
 from tests.e2e.kindcluster import TRANSIENT, Cluster
-from tests.e2e.walking import INSTANCE, RESTRICTED, pods, scalestage
+from tests.e2e.stage_checks import is_ready, stage_pods
+from tests.e2e.walking import INSTANCE, scalestage
 from tests.operator.expected_children import EXPECTED_CHILDREN
 from tests.polling import WaitTimeout, wait_until
 
 NAMES = Names(INSTANCE)
-OUTSIDER_IMAGE = "scalestage/chirp:dev"  # loaded into the cluster with the app; has python3
 # A policy change reaches every node's rules within seconds: a path is judged once it is stable.
 SETTLE_TIMEOUT = 60
 
@@ -81,35 +80,11 @@ def wait_for_paths(cluster: Cluster, namespace: str, pod: str, targets: list[str
     return seen
 
 
-def web_pod(cluster: Cluster, namespace: str) -> str:
-    ready = [p.metadata.name for p in pods(cluster, namespace,
-                                           f"{INSTANCE_LABEL}={INSTANCE},{COMPONENT}=web")
-             if p.metadata.deletion_timestamp is None
-             and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+def web_pod(cluster: Cluster, namespace: str, stage: int) -> str:
+    ready = [p.metadata.name for p in stage_pods(cluster, namespace, stage).get("web", [])
+             if is_ready(p)]
     assert ready, "no ready web pod"
     return ready[0]
-
-
-def outsider(cluster: Cluster) -> str:
-    """A namespace of its own (Pod Security `restricted`) with a pod `outsider` that sleeps."""
-    namespace = cluster.create_namespace(f"e2e-outsider-{uuid.uuid4().hex[:6]}",
-                                         labels=RESTRICTED)
-    cluster.apply({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "outsider"},
-        "spec": {
-            "terminationGracePeriodSeconds": 0,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "outsider", "image": OUTSIDER_IMAGE, "imagePullPolicy": "Never",
-                "command": ["sleep", "infinity"],
-                "securityContext": {"allowPrivilegeEscalation": False,
-                                    "capabilities": {"drop": ["ALL"]}},
-                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}}}]},
-    }, namespace=namespace)
-    cluster.kubectl("wait", "-n", namespace, "pod/outsider", "--for=condition=Ready",
-                    "--timeout=180s")
-    return namespace
 
 
 def assert_policies_owned(cluster: Cluster, namespace: str, stage: int) -> list[str]:
@@ -126,18 +101,20 @@ def assert_policies_owned(cluster: Cluster, namespace: str, stage: int) -> list[
     return sorted(expected)
 
 
-def check_paths(cluster: Cluster, namespace: str, stage: int, outside_namespace: str) -> str:
-    """At stages 2–4: web reaches its databases (and Redis); the pod `outsider` of another
-    namespace reaches none of them, yet the front door answers it. Returns what was seen."""
+def check_paths(cluster: Cluster, namespace: str, stage: int, outside_namespace: str,
+                outside_pod: str = "client") -> str:
+    """At stages 2–4: web reaches its databases (and Redis); a pod of another namespace (the
+    tier's client pod: another tenant of the cluster) reaches none of them, yet the front door
+    answers it. Returns what was seen."""
     assert stage in PROBED, stage
     targets = stores(namespace, stage)
-    web = web_pod(cluster, namespace)
+    web = web_pod(cluster, namespace, stage)
     inside = wait_for_paths(cluster, namespace, web, targets, allowed=True,
                             what=f"{web} connecting to {targets}")
-    outside = wait_for_paths(cluster, outside_namespace, "outsider", targets, allowed=False,
+    outside = wait_for_paths(cluster, outside_namespace, outside_pod, targets, allowed=False,
                              what=f"another namespace denied {targets}")
     front_door = f"http://{NAMES.front_door}.{namespace}.svc/readyz"
-    wait_until(lambda: cluster.exec(outside_namespace, "outsider", "python3", "-c",
+    wait_until(lambda: cluster.exec(outside_namespace, outside_pod, "python3", "-c",
                                     HTTP_STATUS, front_door).strip() == "200",
                timeout=SETTLE_TIMEOUT, interval=2, what=f"{front_door} from another namespace",
                tolerate=TRANSIENT)

@@ -35,7 +35,7 @@ from scalestage.specs import load
 from scalestage.specs.load import LoadOptions
 from tests.e2e.conftest import OPERATOR_NAMESPACE, RELEASE
 from tests.e2e.kindcluster import REPO_ROOT, TRANSIENT, Cluster
-from tests.e2e.netpol_checks import PROBED, assert_policies_owned, check_paths, outsider
+from tests.e2e.netpol_checks import PROBED, assert_policies_owned, check_paths
 from tests.e2e.page_checks import DELETED, check_deleted_pod_shown, check_drawing, opened
 from tests.e2e.spof_checks import (
     a_deleted_primary_comes_back,
@@ -170,14 +170,6 @@ def walk(cluster: Cluster, journey: Journey, target: Position, say) -> dict:
     return row
 
 
-@pytest.fixture(scope="module")
-def outsider_namespace(kind_cluster: Cluster):
-    """A pod `outsider` in a namespace of its own: another tenant of the cluster."""
-    namespace = outsider(kind_cluster)
-    yield namespace
-    kind_cluster.delete_namespace(namespace)
-
-
 @pytest.fixture(scope="module", params=UP, ids=lambda n: f"stage{n}")
 def stage(request, journey: Journey, kind_cluster: Cluster, say) -> dict:
     """The journey moved on to this stage (5: with its default 2 shards), reached and Ready."""
@@ -210,13 +202,13 @@ def test_a_visit_through_the_front_door(stage, kind_cluster: Cluster, client_pod
 
 
 def test_network_policies_let_only_the_stages_paths_through(stage, kind_cluster: Cluster,
-                                                          outsider_namespace: str, say):
+                                                          client_pod: str, say):
     number, namespace = stage["number"], stage["namespace"]
     names = assert_policies_owned(kind_cluster, namespace, number)
     say(f"stage {number}: {len(names)} NetworkPolicies owned by the ScaleStage")
     if number in PROBED:
         say(f"stage {number}: " + check_paths(kind_cluster, namespace, number,
-                                               outsider_namespace))
+                                               client_pod))
 
 
 def test_the_architecture_page_in_a_browser(stage, kind_cluster: Cluster, screenshots, say):

@@ -187,3 +187,21 @@ def test_the_hold_probe_is_a_restricted_pod():
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_the_controller_woken_after_a_hold_is_the_one_that_replaces_the_pod():
+    assert chaos.replacing_controller([
+        {"kind": "ScaleStage", "name": "chirp", "controller": False},
+        {"kind": "ReplicaSet", "name": "chirp-web-5d9f", "controller": True},
+    ]) == ("ReplicaSet", "chirp-web-5d9f")
+    assert chaos.replacing_controller(
+        [{"kind": "StatefulSet", "name": "chirp-db", "controller": True}]) == ("StatefulSet",
+                                                                              "chirp-db")
+    # a Job's pod, or a bare pod: nothing to wake
+    assert chaos.replacing_controller([{"kind": "Job", "name": "x", "controller": True}]) is None
+    assert chaos.replacing_controller([]) is None
+
+
+def test_waking_a_controller_changes_only_an_annotation():
+    assert chaos.wake_patch("2026-11-29T06:00:00Z") == {"metadata": {"annotations": {
+        "scalestage.dev/spof-hold-released-at": "2026-11-29T06:00:00Z"}}}
