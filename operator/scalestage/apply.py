@@ -30,7 +30,7 @@ from kubernetes.dynamic.resource import Resource
 from kubernetes.utils.quantity import parse_quantity
 
 from .moves import last_json_line
-from .names import API_VERSION, APPLIED_HASH, GROUP, HOLDS_DATA, MANAGED_BY
+from .names import API_VERSION, APPLIED_HASH, ARCHITECTURE_SEEN, GROUP, HOLDS_DATA, MANAGED_BY
 
 FIELD_MANAGER = MANAGED_BY
 SCALESTAGE = "ScaleStage"
@@ -116,6 +116,30 @@ def needs_apply(desired: Mapping, observed: Mapping | None) -> bool:
     if stamped != desired["metadata"]["annotations"][APPLIED_HASH]:
         return True
     return not same_value(desired, observed)
+
+
+def document_version(configmap: Mapping | None) -> str | None:
+    """The version of a mounted ConfigMap as applied (its applied hash); None if absent."""
+    if configmap is None:
+        return None
+    return (configmap["metadata"].get("annotations") or {}).get(APPLIED_HASH)
+
+
+def pods_to_refresh(pods: Iterable[Mapping], version: str) -> list[str]:
+    """The running pods not yet told about this version of the document they mount.
+
+    The kubelet rewrites a mounted ConfigMap's files on its periodic pass (up to about a minute
+    after the change) or as soon as it syncs the pod, which any change to the pod makes it do: a
+    web pod kept from stage 2 to 3 otherwise went on reading from the primary as stage 2 for
+    ~50 s after the ScaleStage said Ready. Touching the pod's annotations is that change."""
+    return sorted(
+        pod["metadata"]["name"] for pod in pods
+        if pod["metadata"].get("deletionTimestamp") is None
+        and (pod["metadata"].get("annotations") or {}).get(ARCHITECTURE_SEEN) != version)
+
+
+def refresh_patch(version: str) -> dict:
+    return {"metadata": {"annotations": {ARCHITECTURE_SEEN: version}}}
 
 
 def is_workload(obj: Mapping) -> bool:
@@ -227,7 +251,7 @@ def discover(api: ApiClient) -> dict[str, Resource]:
     behind them all). Discovery is reads only, done once when the operator starts: reconciles
     never wait on it, and threads never share its lazy loading."""
     dynamic = DynamicClient(api, discoverer=MemoryDiscoverer)
-    kinds = {**KINDS, SCALESTAGE: API_VERSION}
+    kinds = {**KINDS, SCALESTAGE: API_VERSION, "Pod": "v1"}  # pods: pods_to_refresh
     return {kind: dynamic.resources.get(api_version=api_version, kind=kind)
             for kind, api_version in kinds.items()}
 
@@ -287,6 +311,14 @@ class Cluster:
         self.writes += 1
         self.resources[manifest["kind"]].server_side_apply(
             body=manifest, field_manager=FIELD_MANAGER, force_conflicts=True)
+
+    def patch_pod(self, namespace: str, name: str, patch: Mapping) -> None:
+        self.writes += 1
+        try:
+            self.resources["Pod"].patch(body=patch, name=name, namespace=namespace,
+                                        content_type="application/merge-patch+json")
+        except NotFoundError:
+            pass  # gone meanwhile: nothing to refresh
 
     def delete(self, obj: Mapping) -> None:
         self.writes += 1

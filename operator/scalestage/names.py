@@ -18,6 +18,8 @@ CLUSTER = f"{GROUP}/cluster"  # which Postgres cluster: db, db-shard-0, …
 ROLE = f"{GROUP}/role"  # primary | replica
 HOLDS_DATA = f"{GROUP}/holds-data"  # "true" on workloads whose volumes are the only copy of data
 APPLIED_HASH = f"{GROUP}/applied-hash"  # annotation: hash of what the operator last applied
+# annotation on a web pod: the architecture document it was told about (apply.pods_to_refresh)
+ARCHITECTURE_SEEN = f"{GROUP}/architecture"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from kubernetes.dynamic.resource import Resource
 
 from . import apply, moves, specs, stages, status, transitions
 from .names import Names
-from .specs import jobs, network, redis, secrets
+from .specs import jobs, network, redis, secrets, web
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +200,14 @@ def reconcile(
 def web_rolling(plan: stages.Plan, desired: list, observed: Mapping, owner: Mapping,
                 names: Names) -> bool:
     """The web Deployment is about to roll (its template changes now) or still rolling."""
-    deployment = observed.get(("Deployment", names.of("web")))
-    wanted = next((m for m in desired if apply.key(m) == ("Deployment", names.of("web"))), None)
+    deployment = observed.get(("Deployment", names.of(web.COMPONENT)))
+    wanted = next((m for m in desired
+                   if apply.key(m) == ("Deployment", names.of(web.COMPONENT))), None)
     if deployment is None or wanted is None:
         return False
-    web = stages.Component("web", "Deployment", plan.web_replicas)
+    tier = stages.Component(web.COMPONENT, "Deployment", plan.web_replicas)
     return (apply.needs_apply(apply.owned(wanted, owner), deployment)
-            or status.rolling_out(web, deployment))
+            or status.rolling_out(tier, deployment))
 
 
 def keeps_affinity(plan: stages.Plan, desired: list, observed: Mapping, owner: Mapping,
@@ -367,8 +368,27 @@ def converge(cluster: apply.Cluster, body: Mapping, desired: list, observed: Map
     log.info("%s/%s: applied %s; pruned %s", meta["namespace"], meta["name"],
              applied or "nothing", pruned or "nothing")
     # Read back what we changed, so the status reflects it (reads only).
-    return apply.observe(cluster, meta["namespace"], Names(meta["name"]).children_selector,
-                         meta["uid"])
+    observed = apply.observe(cluster, meta["namespace"], Names(meta["name"]).children_selector,
+                             meta["uid"])
+    refresh_architecture(cluster, body, observed, applied)
+    return observed
+
+
+def refresh_architecture(cluster: apply.Cluster, body: Mapping, observed: Mapping,
+                         applied: list[str]) -> None:
+    """A changed architecture document reaches the running web pods now, not on the kubelet's
+    next pass, so the stage they act on follows the status within a second or so
+    (apply.pods_to_refresh)."""
+    meta = body["metadata"]
+    names = Names(meta["name"])
+    if f"ConfigMap/{names.architecture}" not in applied:
+        return
+    version = apply.document_version(observed.get(("ConfigMap", names.architecture)))
+    if version is None:
+        return
+    selector = ",".join(f"{k}={v}" for k, v in names.selector(web.COMPONENT).items())
+    for pod in apply.pods_to_refresh(cluster.list("Pod", meta["namespace"], selector), version):
+        cluster.patch_pod(meta["namespace"], pod, apply.refresh_patch(version))
 
 
 def credentials(observed: Mapping, names: Names) -> dict[str, str]:

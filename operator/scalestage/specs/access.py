@@ -3,8 +3,9 @@ namespaced Role and its RoleBinding (docs/architecture-page.md).
 
 Read-only and narrow on purpose: the page lists this namespace's pods (Ready, restarts, which one
 went), reads its own ScaleStage (stage, phase) and the architecture ConfigMap straight from the
-API (the mounted copy trails by up to a minute), nothing else. No Secret, no write. The web pods
-(the monolith at stage 1) run as this account; every other pod keeps the namespace's default one.
+API (the mounted copy follows when the kubelet syncs the pod), nothing else. No Secret, no write.
+The web pods (the monolith at stage 1) run as this account; every other pod keeps the
+namespace's default one.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import json
 from kubernetes.client.exceptions import ApiException
 
 from scalestage import apply
-from scalestage.names import APPLIED_HASH, HOLDS_DATA
+from scalestage.names import APPLIED_HASH, ARCHITECTURE_SEEN, HOLDS_DATA
 
 OWNER = {"apiVersion": "scalestage.dev/v1alpha1", "kind": "ScaleStage",
          "metadata": {"name": "chirp", "namespace": "demo", "uid": "u-1"}}
@@ -172,3 +172,15 @@ def test_a_non_controller_owner_reference_of_ours_does_not_make_it_ours():
 def test_nothing_is_taken_when_the_names_are_free():
     assert apply.taken({"Service": {"chirp-web"}}, {"Service": []}, "u-1") == []
     assert apply.taken({}, {}, "u-1") == []
+
+
+def test_pods_are_told_about_a_document_version_they_have_not_seen():
+    def pod(name, seen=None, deleting=False):
+        meta = {"name": name, "annotations": {ARCHITECTURE_SEEN: seen} if seen else None}
+        return {"metadata": {**meta, **({"deletionTimestamp": "now"} if deleting else {})}}
+
+    pods = [pod("b"), pod("a", seen="v1"), pod("c", seen="v2"), pod("d", deleting=True)]
+    assert apply.pods_to_refresh(pods, "v2") == ["a", "b"]
+    assert apply.refresh_patch("v2") == {"metadata": {"annotations": {ARCHITECTURE_SEEN: "v2"}}}
+    assert apply.document_version(None) is None
+    assert apply.document_version({"metadata": {"annotations": {APPLIED_HASH: "h"}}}) == "h"

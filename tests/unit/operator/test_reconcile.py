@@ -4,7 +4,7 @@ Operator's per-object locks. (The operator tier runs the same against a real API
 import copy
 
 from scalestage import apply, reconcile
-from scalestage.names import API_VERSION
+from scalestage.names import API_VERSION, APPLIED_HASH, ARCHITECTURE_SEEN
 from scalestage.reconcile import Event, Operator
 
 
@@ -28,6 +28,11 @@ class MemoryCluster(apply.Cluster):
     def delete(self, obj):
         self.writes += 1
         self.objects.pop(apply.key(obj), None)
+
+    def patch_pod(self, namespace, name, patch):
+        self.writes += 1
+        pod = self.objects[("Pod", name)]
+        pod["metadata"].setdefault("annotations", {}).update(patch["metadata"]["annotations"])
 
     def patch_status(self, owner, status):
         self.writes += 1
@@ -371,3 +376,34 @@ def test_a_name_taken_on_the_way_to_the_next_stage_stops_the_walk_without_a_writ
     assert {k: v for k, v in cluster.objects.items() if k != ("Service", "chirp-redis")} == before
     assert cluster.status["phase"] == "Failed" and cluster.status["stage"] == 3
     assert cluster.status["progress"] == "name taken: Service/chirp-redis"
+
+
+def web_pod(name, seen=None, deleting=False):
+    meta = {"name": name, "annotations": {ARCHITECTURE_SEEN: seen} if seen else {}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-29T06:00:00Z"
+    return {"kind": "Pod", "metadata": meta}
+
+
+def test_a_changed_architecture_document_is_pushed_to_the_running_web_pods_once():
+    cluster = MemoryCluster()
+    run(cluster, 2)
+    cluster.settle()
+    run(cluster, 2, cluster.status)
+    version_2 = cluster.objects[("ConfigMap", "chirp-architecture")]["metadata"]["annotations"][
+        APPLIED_HASH]
+    cluster.objects.update({("Pod", p["metadata"]["name"]): p for p in (
+        web_pod("web-a", seen=version_2), web_pod("web-b"), web_pod("web-c", deleting=True))})
+    assert run(cluster, 2, cluster.status).applied == [] and cluster.writes == 0
+
+    run(cluster, 3, cluster.status)  # 2 -> 3 changes only the document for the kept pods
+    version_3 = cluster.objects[("ConfigMap", "chirp-architecture")]["metadata"]["annotations"][
+        APPLIED_HASH]
+    assert version_3 != version_2
+    seen = {name: (pod["metadata"].get("annotations") or {}).get(ARCHITECTURE_SEEN)
+            for (kind, name), pod in cluster.objects.items() if kind == "Pod"}
+    assert seen == {"web-a": version_3, "web-b": version_3, "web-c": None}  # not a going pod
+
+    cluster.settle()
+    run(cluster, 3, cluster.status)
+    assert run(cluster, 3, cluster.status).applied == [] and cluster.writes == 0
