@@ -163,7 +163,7 @@ def measure(ticks: Sequence[Mapping], *, component: str, pod: str, forced: bool,
     return KillReport(
         component=component, pod=pod, forced=forced, killed_at=killed_at,
         before=before, during=during, requests=requests, sessions_lost=lost,
-        outage_seconds=max((end - start for start, end in runs), default=0.0),
+        outage_seconds=round(max((end - start for start, end in runs), default=0.0), 1),
         failing_seconds=sum(1 for tick in window if failing_paths(tick)),
         recovered=back_at is not None and recovered(ticks, max(killed_at, back_at)),
         recovered_after=round(runs[-1][1] - killed_at, 1) if runs else 0.0,
