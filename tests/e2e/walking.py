@@ -94,6 +94,14 @@ def errors_between(cluster: Cluster, namespace: str, start: float, end: float) -
     return out
 
 
+def answers_between(cluster: Cluster, namespace: str, start: float, end: float) -> list[str]:
+    """What the app said with the 5xx answers in that window (the load logs the first 10 of
+    each minute)."""
+    return [f"{line.get('action')} {line.get('status')}: {line.get('said')}"
+            for line in load_lines(cluster, namespace)
+            if line.get("event") == "error" and start < line.get("t", 0) <= end]
+
+
 def last_tick(cluster: Cluster, namespace: str) -> dict:
     ticks = [line for line in load_lines(cluster, namespace) if line.get("event") == "tick"]
     return ticks[-1] if ticks else {}
@@ -138,6 +146,7 @@ def walk_step(cluster: Cluster, namespace: str, current: Position, target: Posit
         "sessions_lost": grew("sessions_lost"),
         "fresh_sessions_refused": grew("fresh_sessions_refused"),
         "errors": errors_between(cluster, namespace, before.get("t", 0), after.get("t", 0)),
+        "answers": answers_between(cluster, namespace, before.get("t", 0), after.get("t", 0)),
         "pause": (status.get("lastMove") or {}).get("longestWritePauseSeconds") if moved else None,
     }
 

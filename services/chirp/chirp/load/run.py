@@ -28,7 +28,9 @@ RETRY_SECONDS = 0.5  # between sign-up / log-in attempts, and re-reads while ver
 VERIFY_COOKIE = "chirp_load"
 # Answers worth an `error` line of their own (the app failed, not the network or a session).
 SHOWN_ERRORS = frozenset({stats.WRITE_FAILED, stats.READ_FAILED, stats.AUTH_FAILED})
-MAX_ERRORS_SHOWN = 50
+# `error` lines per minute of load: a long run's late failures are explained too (a journey's
+# pod kills used up a total of 50 long before its last data moves).
+MAX_ERRORS_SHOWN_PER_MINUTE = 10
 
 
 @dataclass
@@ -106,7 +108,7 @@ class LoadRun:
         self.stopped_by: str | None = None
         self.load_deadline: float | None = None
         self.logins = 0
-        self.errors_shown = 0
+        self.errors_shown: dict[int, int] = {}  # minute of the run -> error lines so far
         self.in_flight: dict[object, tuple[str, float]] = {}  # token -> (path, started)
 
     # --- output and stopping ------------------------------------------------------------------
@@ -235,13 +237,16 @@ class LoadRun:
 
     def show_error(self, action: str, answer: client.Answer, kind: str) -> None:
         """An `error` line for an answer the app should not have given (5xx): what it said, so a
-        failure can be explained after the pods that gave it are gone. The first few only."""
+        failure can be explained after the pods that gave it are gone. The first few of each
+        minute only."""
+        t = self.clock() - self.start
         with self.lock:
-            self.errors_shown += 1
-            if self.errors_shown > MAX_ERRORS_SHOWN:
+            minute = int(t // 60)
+            self.errors_shown[minute] = self.errors_shown.get(minute, 0) + 1
+            if self.errors_shown[minute] > MAX_ERRORS_SHOWN_PER_MINUTE:
                 return
         said = answer.body.get("error") if isinstance(answer.body, dict) else None
-        self.emit({"event": "error", "t": round(self.clock() - self.start, 1), "kind": kind,
+        self.emit({"event": "error", "t": round(t, 1), "kind": kind,
                    "action": action, "status": answer.status, "ms": round(answer.ms, 1),
                    "said": str(said)[:300] if said is not None else None})
 
