@@ -20,6 +20,9 @@ Redis round trips (from the app's /metrics: chirp_db_queries_total, chirp_redis_
 the posts' share included), cache hit ratio (X-Chirp-Cache: hit, i.e. no database query) and how
 the timelines were built (X-Chirp-Timeline).
 
+BENCH_PROFILE=1 adds, at the end, where a timeline read's time goes in-process (stage 4's ways of
+building a page against stage 2's query, cProfile, the codec's cost: bench/stagebench/inprocess.py).
+
 Goals (issue 15): stage 4 warm p50 and p95 <= 70 % of stage 2's, req/s >= 1.3x stage 2's, DB reads
 <= 20 % of stage 2's; stage 4 cold never slower than stage 2 by more than 20 %.
 """
@@ -46,6 +49,7 @@ from stagebench.dataset import (  # noqa: E402
     open_cluster,
     working_copies,
 )
+from stagebench.inprocess import profile_paths  # noqa: E402
 
 from tests.fixtures import processes  # noqa: E402
 from tests.fixtures.redis import RedisServer  # noqa: E402
@@ -57,6 +61,7 @@ WARMUP = int(os.environ.get("BENCH_WARMUP", "10000"))
 MEASURED = int(os.environ.get("BENCH_MEASURED", "1000"))
 STAGES = [s for s in os.environ.get("BENCH_STAGES", "2,3,4,5").split(",") if s]
 DATA_DIR = os.environ.get("BENCH_DATA_DIR")
+PROFILE = os.environ.get("BENCH_PROFILE") == "1"  # also where a read's time goes, in-process
 CLIENT_THREADS = 4
 ROUND = 100  # operations a stage takes in turn (interleaved_phase)
 SECRET = "bench-secret-key-0123456789"
@@ -260,6 +265,11 @@ def main() -> None:
                     print(row(stage, name, measured[stage][name]), flush=True)
             results.update(measured)
         drop_copies(cluster, copies)
+        if PROFILE:
+            profiled = working_copies(cluster, PLAN, ["4"])
+            profile_paths(cluster.primary.url(profiled["4"][0]), redis_server.url(3), PLAN,
+                          WARMUP, MEASURED, WRITE_SHARE, SECRET)
+            drop_copies(cluster, profiled)
     finally:
         redis_server.stop()
         close_cluster(cluster, keep=bool(DATA_DIR))

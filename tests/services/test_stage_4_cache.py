@@ -6,8 +6,10 @@ import threading
 import pytest
 
 from chirp import reads
+from chirp.db import queries
 from chirp.metrics import REDIS_ROUND_TRIPS, db_query_count
 from chirp.trace import traced
+from chirp.writes import create_post
 from tests.fixtures import processes
 from tests.polling import wait_until
 from tests.services.conftest import (
@@ -46,6 +48,9 @@ def test_own_post_is_never_stale(app):
     client = app.test_client()
     name = signup(client)
     post(client, "first")
+    assert bodies(client.get("/api/timeline")) == ["first"]
+    # A first page read moments after a write trusts that author's generation only once it is
+    # older than what the page's snapshot surely holds: repaired once, then a hit.
     assert bodies(client.get("/api/timeline")) == ["first"]
     assert client.get("/api/timeline").headers["X-Chirp-Cache"] == "hit"
     post(client, "second")
@@ -165,14 +170,43 @@ def test_a_cached_timeline_page_costs_one_round_trip_and_no_query(app):
     author_name = signup(author)
     follow(reader, author_name)
     post(author, "hello")
+    queries, trips = db_query_count(), cache_round_trips()
     first = reader.get("/api/timeline")
-    assert first.headers["X-Chirp-Timeline"] == "database (cached per-author lists)"
+    assert first.headers["X-Chirp-Timeline"] == "database (first page)"
+    # whom they follow and the page in one statement; Redis: the check (whom they follow read
+    # along), the fill's lock, then whom they follow and the page stored together
+    assert (db_query_count() - queries, cache_round_trips() - trips) == (1, 3)
+    reader.get("/api/timeline")  # the author wrote moments before the first page: repaired once
     queries, trips = db_query_count(), cache_round_trips()
     second = reader.get("/api/timeline")
     assert second.headers["X-Chirp-Timeline"] == "database (cached page)"
     assert second.headers["X-Chirp-Cache"] == "hit" and second.headers["X-Chirp-DB"] == "none"
     assert (db_query_count() - queries, cache_round_trips() - trips) == (0, 1)
     assert second.get_json() == first.get_json()
+
+
+def test_a_post_committed_after_a_first_page_was_read_is_never_served_stale(app, monkeypatch):
+    reader, author = app.test_client(), app.test_client()
+    signup(reader)
+    follow(reader, signup(author))
+    post(author, "seen")
+    author_id = int(author.get("/api/me").get_json()["user"]["id"])  # ids travel as strings
+    svc = app.extensions["chirp"]
+    first_home_page = queries.first_home_page
+
+    def then_a_post(db, *args):  # the page's generations are read after its snapshot
+        found = first_home_page(db, *args)
+        create_post(svc, {"id": author_id}, "committed after the snapshot")
+        return found
+
+    monkeypatch.setattr(queries, "first_home_page", then_a_post)
+    first = reader.get("/api/timeline")
+    assert first.headers["X-Chirp-Timeline"] == "database (first page)"
+    assert bodies(first) == ["seen"]
+    monkeypatch.undo()
+    again = reader.get("/api/timeline")
+    assert again.headers["X-Chirp-Timeline"] == "database (cached page, repaired)"
+    assert bodies(again) == ["committed after the snapshot", "seen"]
 
 
 def test_a_followee_post_repairs_the_cached_page_from_that_author_alone(app):
@@ -191,6 +225,26 @@ def test_a_followee_post_repairs_the_cached_page_from_that_author_alone(app):
     assert reader.get("/api/timeline").headers["X-Chirp-Timeline"] == "database (cached page)"
 
 
+def test_a_second_follower_repairs_from_the_cached_list_in_two_round_trips(app):
+    first, second, author = app.test_client(), app.test_client(), app.test_client()
+    author_name = signup(author)
+    for reader in (first, second):
+        signup(reader)
+        follow(reader, author_name)
+    post(author, "one")
+    for reader in (first, second):
+        reader.get("/api/timeline")
+        reader.get("/api/timeline")  # settled: a cached page
+    post(author, "two")
+    assert bodies(first.get("/api/timeline")) == ["two", "one"]  # refills the author's list
+    queries, trips = db_query_count(), cache_round_trips()
+    repaired = second.get("/api/timeline")
+    assert repaired.headers["X-Chirp-Timeline"] == "database (cached page, repaired)"
+    assert bodies(repaired) == ["two", "one"]
+    # the check brings the author's list along; then the page is stored
+    assert (db_query_count() - queries, cache_round_trips() - trips) == (0, 2)
+
+
 def test_a_page_deeper_than_the_cached_lists_is_cached_from_the_database(migrated_db, redis_url,
                                                                          make_app):
     env = stage_env(4, database=migrated_db.primary_url, redis_url=redis_url)
@@ -201,12 +255,17 @@ def test_a_page_deeper_than_the_cached_lists_is_cached_from_the_database(migrate
     for n in range(4):
         post(author, f"post {n}")
     first = reader.get("/api/timeline?limit=3")
-    assert first.headers["X-Chirp-Timeline"] == "database (database page, cached)"
+    assert first.headers["X-Chirp-Timeline"] == "database (first page)"
     assert bodies(first) == ["post 3", "post 2", "post 1"]
+    reader.get("/api/timeline?limit=3")  # the author wrote moments before the first page
     again = reader.get("/api/timeline?limit=3")
     assert again.headers["X-Chirp-Timeline"] == "database (cached page)"
     post(author, "post 4")  # the author's list (2 posts) cannot repair a page of 3: rebuilt
-    assert bodies(reader.get("/api/timeline?limit=3")) == ["post 4", "post 3", "post 2"]
+    rebuilt = reader.get("/api/timeline?limit=3")
+    assert rebuilt.headers["X-Chirp-Timeline"] == "database (database page, cached)"
+    assert bodies(rebuilt) == ["post 4", "post 3", "post 2"]
+    assert reader.get("/api/timeline?limit=3").headers["X-Chirp-Timeline"] == (
+        "database (cached page)")
 
 
 def test_timeline_stampede_on_a_cold_page_reaches_the_database_once_per_part(migrated_db,
@@ -235,7 +294,8 @@ def test_timeline_stampede_on_a_cold_page_reaches_the_database_once_per_part(mig
     for t in threads:
         t.join()
     assert pages == [["everyone reads this"]] * threads_n
-    # whom they follow (1) + the authors' lists (1; 2 if two fillers split the keys between them)
+    # whom they follow and the page (1, the lock's winner) + the waiters' rebuild from the authors'
+    # lists (1; 2 if two fillers split the keys between them)
     assert db_query_count() - before <= 3, db_query_count() - before
 
 

@@ -81,6 +81,27 @@ def home_timeline(db, user_id: int, before: int | None, limit: int) -> list[dict
     )
 
 
+def first_home_page(db, user_id: int, before: int | None,
+                    limit: int) -> tuple[list[int], list[dict]]:
+    """Whom the user follows and their home page, in one statement (stage 4's first read of a
+    user): each author's newest post ids from posts_by_author (index only), then the page's rows
+    alone; never a walk of all posts."""
+    rows = db.all(
+        f"SELECT f.ids AS followees, {_POST_COLUMNS}"
+        " FROM (SELECT array(SELECT followee_id FROM follows WHERE follower_id = %s) AS ids) f"
+        " LEFT JOIN LATERAL (SELECT q.id FROM unnest(f.ids || %s::bigint) AS a(id)"
+        "   CROSS JOIN LATERAL (SELECT id FROM posts WHERE author_id = a.id"
+        "     AND (%s::bigint IS NULL OR id < %s) ORDER BY id DESC LIMIT %s) q"
+        "   ORDER BY q.id DESC LIMIT %s) top ON true"
+        " LEFT JOIN posts p ON p.id = top.id LEFT JOIN users u ON u.id = p.author_id"
+        " ORDER BY p.id DESC",
+        (user_id, user_id, before, before, limit, limit),
+    )
+    page = [{k: v for k, v in row.items() if k != "followees"} for row in rows
+            if row["id"] is not None]
+    return list(rows[0]["followees"]), page
+
+
 def public_posts(db, before: int | None, limit: int) -> list[dict]:
     return db.all(
         f"SELECT {_POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id"
