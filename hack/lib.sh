@@ -55,6 +55,10 @@ setup_plan() {
   python3 "$(dirname "${BASH_SOURCE[0]}")/setup_plan.py" "$@" --registry "${SCALESTAGE_REGISTRY:-}"
 }
 
+# kind_node_image: the node image the online path pulls (tools/versions.env, sourced by the
+# caller); SCALESTAGE_KIND_NODE_IMAGE overrides it (tests/online serves its own under kind's name).
+kind_node_image() { echo "${SCALESTAGE_KIND_NODE_IMAGE:-$KIND_NODE_IMAGE}"; }
+
 # registry_image NAME: a Docker Hub image as SCALESTAGE_REGISTRY serves it (NAME itself when unset).
 registry_image() { setup_plan image --name "$1"; }
 

@@ -2,11 +2,11 @@
 # The NetworkPolicy enforcer of the offline kind cluster (docs/network-policies.md): kube-router's
 # firewall, built from the Go module proxy, in an image on our Debian base. Nothing is pulled.
 #
-#   hack/netpol.sh build            the binary (cached per version) and the image
+#   hack/netpol.sh build            the binary (hack/tools.sh builds it, cached per version) and the image
 #                                   scalestage/netpol-kube-router:<version>; prints the image
 #   hack/netpol.sh manifest         the DaemonSet (images/netpol/daemonset.yaml) with the image filled in
 #   hack/netpol.sh image            the image's name (builds nothing)
-#   hack/netpol.sh install CLUSTER  build, `kind load` the image into kind cluster CLUSTER, apply the
+#   hack/netpol.sh install CLUSTER  build, load the image into kind cluster CLUSTER, apply the
 #                                   DaemonSet there (context kind-CLUSTER) and wait for it
 #
 # Why kube-router and not sigs.k8s.io/kube-network-policies: the latter sends packets to user space
@@ -14,34 +14,25 @@
 # rule ... queue num 100` fails with "No such file or directory"). kube-router uses iptables + ipset.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=../tools/versions.env
+source "$ROOT/tools/versions.env"
 source "$ROOT/hack/lib.sh"
 cd "$ROOT"
 
 export DOCKER_BUILDKIT=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
 export PATH="$ROOT/.tools/bin:$PATH"
-KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}"
-MODULE=github.com/cloudnativelabs/kube-router/v2
 IMAGE="scalestage/netpol-kube-router:$KUBE_ROUTER_VERSION"
 DEBIAN_BASE="${DEBIAN_BASE:-scalestage/debian-base:bookworm}"
 SRC="$ROOT/images/netpol"
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
-# binary: kube-router built once per version (static; its go.mod has no replace lines, so a plain
-# `go install module@version` works), kept in the cache like hack/node-image.sh's go_binary.
+# binary: kube-router from the tools cache; `make up` builds it in its tools phase (offline), a
+# run that did not gets it built here (a few minutes cold).
 binary() {
   local out
-  out="$(scalestage_cache)/bin/kube-router-$KUBE_ROUTER_VERSION"
-  if [[ ! -x "$out" ]]; then
-    log "netpol: go install $MODULE/cmd/kube-router@$KUBE_ROUTER_VERSION (a few minutes cold)"
-    local gobin
-    gobin=$(mktemp -d)
-    CGO_ENABLED=0 GOBIN="$gobin" go install -trimpath \
-      -ldflags "-s -w -X $MODULE/pkg/version.Version=$KUBE_ROUTER_VERSION" \
-      "$MODULE/cmd/kube-router@$KUBE_ROUTER_VERSION"
-    mkdir -p "$(dirname "$out")"
-    mv "$gobin/kube-router" "$out" && rmdir "$gobin"
-  fi
+  out="$(scalestage_cache)/tools/kube-router-$KUBE_ROUTER_VERSION/kube-router"
+  [[ -x "$out" ]] || "$ROOT/hack/tools.sh" netpol >&2
   echo "$out"
 }
 
@@ -77,7 +68,7 @@ manifest() { sed "s|@IMAGE@|$IMAGE|g" "$SRC/daemonset.yaml"; }
 install() {
   local cluster=${1:?usage: $0 install CLUSTER}
   build >/dev/null
-  kind load docker-image --name "$cluster" "$IMAGE"
+  SCALESTAGE_CLUSTER="$cluster" "$ROOT/hack/cluster.sh" load "$IMAGE"   # no unpacking: see there
   manifest | kubectl --context "kind-$cluster" apply -f -
   kubectl --context "kind-$cluster" -n kube-system rollout status daemonset/netpol --timeout=180s
 }

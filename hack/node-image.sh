@@ -36,7 +36,7 @@ for t in kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-sch
          etcd coredns crictl local-path-provisioner; do
   [[ -x "$TOOLS/$t" ]] || die "node-image: $TOOLS/$t missing; run 'make tools' first"
 done
-for p in ptp host-local loopback portmap bridge; do
+for p in ptp host-local loopback portmap; do
   [[ -x "$CNI/$p" ]] || die "node-image: CNI plugin $CNI/$p missing; run 'make tools' first"
 done
 image_exists "$DEBIAN_BASE" || die "node-image: $DEBIAN_BASE missing; run 'make images' first"
@@ -122,7 +122,7 @@ ctx="$CACHE/context/node"
 rm -rf "$ctx" && mkdir -p "$ctx"/{bin,sbin,cni,kind/manifests}
 cp -a "$SRC/Dockerfile" "$SRC/files" "$ctx/"
 for b in kubeadm kubelet kubectl crictl; do put "$TOOLS/$b" "$ctx/bin/$b"; done
-for p in ptp host-local loopback portmap bridge; do put "$CNI/$p" "$ctx/cni/$p"; done
+for p in ptp host-local loopback portmap; do put "$CNI/$p" "$ctx/cni/$p"; done
 put "$SHIM_BIN" "$ctx/sbin/runc-shim"
 echo "$KUBERNETES_VERSION" > "$ctx/kind/version"
 for m in default-cni default-storage; do

@@ -6,7 +6,7 @@ PATH at the pinned version) and pass the answers here; this module only decides.
 only: `make tools` runs before the virtualenv exists.
 
     hack/setup_plan.py probes --for cluster --offline "$SCALESTAGE_OFFLINE" \\
-        --kubernetes-version v1.34.4
+        --kind-node-image kindest/node:v1.34.0@sha256:...
         "WHAT IMAGE" lines: the images whose availability changes the plan (none: probe nothing)
     hack/setup_plan.py plan --for cluster --offline "" --node-image served \\
         --cached "kind helm" --on-path "" --registry localhost:5000
@@ -24,10 +24,13 @@ from dataclasses import dataclass
 # Every tool hack/tools.sh knows, in build order. kubectl is also part of "kubernetes"; it has its
 # own entry because the online path needs it alone (a fraction of the whole set's build time).
 TOOLS = ("etcd", "kubernetes", "kind", "helm", "kubectl", "crictl", "cni-plugins", "coredns",
-         "local-path-provisioner", "registry")
+         "local-path-provisioner", "kube-router", "registry")
 # What the offline node image is made of (hack/node-image.sh).
 NODE_IMAGE_TOOLS = frozenset({"kubernetes", "etcd", "coredns", "crictl", "cni-plugins",
                               "local-path-provisioner"})
+# A cluster on our node image also gets a NetworkPolicy enforcer (kind's kindnetd is one, our
+# nodenet is not): kube-router's firewall, hack/netpol.sh.
+ENFORCER_TOOLS = frozenset({"kube-router"})
 # What runs a kind cluster from the host, and installs the operator into it.
 CLUSTER_TOOLS = frozenset({"kind", "helm", "kubectl"})
 # Everything `make tools` built before plans existed: what an unknown purpose gets.
@@ -42,8 +45,9 @@ NEEDS: dict[str, tuple[frozenset[str], bool]] = {
     "cluster": (CLUSTER_TOOLS, True),
     "test-operator": (frozenset({"kubernetes", "etcd", "helm", "kubectl"}), False),
     "node-image": (ALL_TOOLS, False),
-    "all": (ALL_TOOLS, False),
+    "all": (ALL_TOOLS | ENFORCER_TOOLS, False),
     "registry": (frozenset({"registry"}), False),
+    "netpol": (ENFORCER_TOOLS, False),   # hack/netpol.sh
     "images": (frozenset(), False),   # hack/images.sh: only the base images are its question
 }
 # Make goals that mean one of the purposes above (`make test` runs test-operator and test-e2e).
@@ -61,10 +65,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
 PRESENT, SERVED, ABSENT, UNKNOWN = "present", "served", "absent", "unknown"
 AVAILABILITY = (PRESENT, SERVED, ABSENT, UNKNOWN)
 
-# The images the online path uses, as named on Docker Hub.
-ONLINE_NODE_IMAGE = "kindest/node:{version}"
+# The images the online path uses, as named on Docker Hub. kind's node image is pinned on its own
+# (KIND_NODE_IMAGE in tools/versions.env, passed in): kind publishes some Kubernetes patch
+# releases only, so it need not be KUBERNETES_VERSION.
 ONLINE_BASE_PROBE = "debian:bookworm-slim"
-PROBED = {"node-image": ONLINE_NODE_IMAGE, "bases": ONLINE_BASE_PROBE}
 
 
 class PlanError(ValueError):
@@ -77,7 +81,7 @@ class Facts:
 
     purposes: tuple[str, ...]
     offline: str = ""                # SCALESTAGE_OFFLINE: "1" forces offline, "0" online, "" probes
-    node_image: str = UNKNOWN        # the online node image (kindest/node:<version>)
+    node_image: str = UNKNOWN        # the online node image (KIND_NODE_IMAGE)
     bases: str = UNKNOWN             # the official base images (probed with debian:bookworm-slim)
     cached: frozenset[str] = frozenset()   # tools complete in the cache at the pinned version
     on_path: frozenset[str] = frozenset()  # tools on PATH (outside .tools) at the pinned version
@@ -166,7 +170,7 @@ def plan(facts: Facts) -> Plan:
             node_image = "present" if facts.node_image == PRESENT else "pull"
         else:
             node_image = "build"
-            needed |= NODE_IMAGE_TOOLS
+            needed |= NODE_IMAGE_TOOLS | ENFORCER_TOOLS
     bases = ""
     if facts.bases != UNKNOWN or facts.offline == "1":
         bases = "official" if _online(facts.offline, facts.bases, "the base images") else "debian"
@@ -179,14 +183,15 @@ def plan(facts: Facts) -> Plan:
 
 
 def image_ref(name: str, registry: str) -> str:
-    """A Docker Hub name as REGISTRY serves it (a mirror's layout: official images in library/)."""
+    """A Docker Hub name (tag and/or digest) as REGISTRY serves it (a mirror's layout: official
+    images in library/)."""
     if not registry:
         return name
-    repo = name.split(":")[0]
+    repo = name.split("@")[0].split(":")[0]
     return f"{registry}/{name}" if "/" in repo else f"{registry}/library/{name}"
 
 
-def shell(plan_: Plan, registry: str, kubernetes_version: str) -> str:
+def shell(plan_: Plan, registry: str, kind_node_image: str) -> str:
     """The plan as shell assignments."""
     values = {
         "PLAN_MODE": plan_.mode,
@@ -194,8 +199,7 @@ def shell(plan_: Plan, registry: str, kubernetes_version: str) -> str:
         "PLAN_BASES": plan_.bases,
         "PLAN_TOOLS": " ".join(f"{t}={s}" for t, s in plan_.tools),
         "PLAN_BUILDS": " ".join(plan_.builds()),
-        "PLAN_ONLINE_NODE_IMAGE": image_ref(
-            ONLINE_NODE_IMAGE.format(version=kubernetes_version), registry),
+        "PLAN_ONLINE_NODE_IMAGE": image_ref(kind_node_image, registry),
     }
     return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
 
@@ -214,22 +218,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cached", default="")
     parser.add_argument("--on-path", default="")
     parser.add_argument("--registry", default="")
-    parser.add_argument("--kubernetes-version", default="")
+    parser.add_argument("--kind-node-image", default="", help="kind's node image, pinned")
     parser.add_argument("--name", default="", help="image: the Docker Hub name to map")
     args = parser.parse_args(argv)
     purposes = purposes_of(args.goals.split())
     try:
         if args.command == "image":
-            print(image_ref(args.name.format(version=args.kubernetes_version), args.registry))
+            print(image_ref(args.name, args.registry))
         elif args.command == "probes":
+            probed = {"node-image": args.kind_node_image, "bases": ONLINE_BASE_PROBE}
             for what in probes(purposes, args.offline):
-                print(what, image_ref(PROBED[what].format(version=args.kubernetes_version),
-                                      args.registry))
+                print(what, image_ref(probed[what], args.registry))
         else:
             facts = Facts(purposes=purposes, offline=args.offline, node_image=args.node_image,
                           bases=args.bases, cached=_words(args.cached),
                           on_path=_words(args.on_path))
-            sys.stdout.write(shell(plan(facts), args.registry, args.kubernetes_version))
+            sys.stdout.write(shell(plan(facts), args.registry, args.kind_node_image))
     except PlanError as e:
         print(f"setup plan: {e}", file=sys.stderr)
         return 2

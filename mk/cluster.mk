@@ -10,5 +10,5 @@ cluster: docker tools images venv ## create or reuse the kind cluster "scalestag
 cluster-down: ## delete the kind cluster and everything it left behind
 	hack/cluster.sh down
 
-load-images: ## put the project's scalestage/* images into the cluster (kind load docker-image)
+load-images: ## put the project's scalestage/* images into every node (one docker save, imported side by side)
 	hack/cluster.sh load

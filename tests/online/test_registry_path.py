@@ -2,12 +2,14 @@
 
 A registry (distribution, built from the Go module proxy by `hack/tools.sh registry`) serves, under
 the names the online path asks Docker Hub for, the images we build offline: our node image as
-kindest/node:<version>, our Debian base as debian:bookworm-slim. With SCALESTAGE_REGISTRY pointing
-at it, the scripts must take the online path: no Kubernetes component, etcd or CoreDNS built, the
-node image pulled from the registry, and a kind cluster created from it reaching Ready.
+kind's pinned node image (KIND_NODE_IMAGE's tag; the digest our push got stands in for the pinned
+one, as SCALESTAGE_KIND_NODE_IMAGE), our Debian base as debian:bookworm-slim. With
+SCALESTAGE_REGISTRY pointing at it, the scripts must take the online path: no Kubernetes
+component, etcd or CoreDNS built, the node image pulled from the registry, and a kind cluster
+created from it reaching Ready.
 
 Nothing outside this test's temp dir is changed: the tools cache and .tools/bin are temp dirs, the
-pulled images carry the registry's host:port in their names and are untagged afterwards, the
+pulled images carry the registry's host:port in their names and are removed afterwards, the
 cluster is "scalestage-online" (never "scalestage") with its own kubeconfig.
 """
 
@@ -29,6 +31,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 VERSIONS = dict(re.findall(r"^([A-Z_]+)=(\S+)", (REPO / "tools/versions.env").read_text(), re.M))
 K8S = VERSIONS["KUBERNETES_VERSION"]
+# kind's node image as pinned (kindest/node:<tag>@sha256:...), without its digest
+KIND_NODE_TAG = VERSIONS["KIND_NODE_IMAGE"].split("@")[0]
 OFFLINE_NODE_IMAGE = f"scalestage/kind-node:{K8S}"
 DEBIAN_BASE = "scalestage/debian-base:bookworm"
 CLUSTER = "scalestage-online"
@@ -113,33 +117,41 @@ def registry(work: Path):
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-        names = sh("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-        ours = [n for n in names if n.startswith(f"{host}/")]
+        # by tag, and by digest (the node image is pulled by its pinned digest, with no tag)
+        names = sh("docker", "images", "--digests", "--format",
+                   "{{.Repository}}:{{.Tag}} {{.Repository}}@{{.Digest}}").stdout.split()
+        ours = [n for n in names if n.startswith(f"{host}/") and "<none>" not in n]
         if ours:  # copies of our own images: only the names go
             subprocess.run(["docker", "rmi", *ours], capture_output=True)
 
 
-def serve(registry: Registry, local: str, name: str) -> str:
+def serve(registry: Registry, local: str, name: str) -> tuple[str, str]:
     """Push LOCAL as NAME (a Docker Hub name), then drop the local copy of that name, so the
-    online path has to pull it. Returns the name the registry serves it under."""
+    online path has to pull it. Returns the name the registry serves it under and its digest."""
     ref = f"{registry.host}/{name if '/' in name.split(':')[0] else 'library/' + name}"
     sh("docker", "tag", local, ref)
     sh("docker", "push", "-q", ref, timeout=900)
+    repo = ref.rsplit(":", 1)[0]
+    digests = sh("docker", "image", "inspect", "-f", "{{join .RepoDigests \" \"}}", ref).stdout
+    digest = next(d for d in digests.split() if d.startswith(f"{repo}@")).split("@")[1]
     sh("docker", "rmi", ref)
-    return ref
+    return ref, digest
 
 
 @pytest.fixture(scope="module")
 def served(registry: Registry) -> dict[str, str]:
     started = time.monotonic()
-    refs = {"node": serve(registry, OFFLINE_NODE_IMAGE, f"kindest/node:{K8S}"),
-            "debian": serve(registry, DEBIAN_BASE, "debian:bookworm-slim")}
+    node, digest = serve(registry, OFFLINE_NODE_IMAGE, KIND_NODE_TAG)
+    # the online path pulls by the pinned digest: ours stands in for kind's
+    refs = {"node": f"{node}@{digest}", "node_pin": f"{KIND_NODE_TAG}@{digest}",
+            "node_digest": digest,
+            "debian": serve(registry, DEBIAN_BASE, "debian:bookworm-slim")[0]}
     print(f"\npushed the node image and the Debian base in {time.monotonic() - started:.0f} s")
     return refs
 
 
 @pytest.fixture(scope="module")
-def online_env(work: Path, registry: Registry) -> dict[str, str]:
+def online_env(work: Path, registry: Registry, served: dict[str, str]) -> dict[str, str]:
     """The environment of an online run: SCALESTAGE_REGISTRY set, a tools cache holding only the
     online tools (copies of ours), no .tools/bin on PATH."""
     tools = work / "cache" / "tools"
@@ -157,7 +169,7 @@ def online_env(work: Path, registry: Registry) -> dict[str, str]:
                            if not p.startswith(str(REPO / ".tools")))
     env = {**os.environ, "PATH": path, "SCALESTAGE_REGISTRY": registry.host,
            "SCALESTAGE_CACHE": str(work / "cache"), "SCALESTAGE_TOOLS_BIN": str(work / "bin"),
-           "KUBECONFIG": str(work / "kubeconfig")}
+           "KUBECONFIG": str(work / "kubeconfig"), "SCALESTAGE_KIND_NODE_IMAGE": served["node_pin"]}
     env.pop("SCALESTAGE_OFFLINE", None)
     env.pop("SCALESTAGE_NODE_IMAGE", None)
     return env
@@ -186,10 +198,11 @@ def test_images_online_use_the_registry_bases(served, online_env):
 
 
 def test_cluster_from_the_pulled_node_image(served, online_env, registry: Registry, work: Path):
-    pulls_before = len(registry.requests(rf"(GET|HEAD) /v2/kindest/node/manifests/{K8S}"))
+    manifest = rf"(GET|HEAD) /v2/kindest/node/manifests/{served['node_digest']}"
+    pulls_before = len(registry.requests(manifest))
     image = sh(str(REPO / "hack" / "cluster.sh"), "node-image", env=online_env).stdout.strip()
     assert image == served["node"]
-    assert len(registry.requests(rf"(GET|HEAD) /v2/kindest/node/manifests/{K8S}")) > pulls_before
+    assert len(registry.requests(manifest)) > pulls_before
     assert image_exists(image)
 
     # one node, no host ports (the "scalestage" cluster holds them); this kindest/node is our

@@ -15,8 +15,12 @@ sp = importlib.util.module_from_spec(_spec)
 sys.modules["setup_plan"] = sp  # dataclasses look their module up there
 _spec.loader.exec_module(sp)
 
-EVERYTHING = {"etcd", "kubernetes", "kind", "helm", "crictl", "cni-plugins", "coredns",
+NODE_IMAGE = {"etcd", "kubernetes", "kind", "helm", "crictl", "cni-plugins", "coredns",
               "local-path-provisioner"}
+# an offline cluster also gets kube-router, its NetworkPolicy enforcer
+EVERYTHING = NODE_IMAGE | {"kube-router"}
+KIND_NODE_IMAGE = ("kindest/node:v1.34.0"
+                   "@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a")
 
 
 def decide(goals: str, **facts) -> sp.Plan:
@@ -113,7 +117,16 @@ def test_offline_uses_the_cache_and_path_as_before():
 @pytest.mark.parametrize("node_image", [sp.SERVED, sp.ABSENT])
 def test_everything_purposes_ignore_the_registry(goals, node_image):
     plan = decide(goals, node_image=node_image)
-    assert set(tools(plan)) == EVERYTHING | {"kubectl"} and plan.node_image == ""
+    expected = NODE_IMAGE if goals == "node-image" else EVERYTHING
+    assert set(tools(plan)) == expected | {"kubectl"} and plan.node_image == ""
+
+
+def test_kube_router_is_built_in_the_tools_phase_only_for_our_node_image():
+    assert "kube-router" in tools(decide("up", offline="1"))
+    assert "kube-router" not in tools(decide("up", node_image=sp.SERVED))
+    # hack/netpol.sh asks for it alone when a run did not build it
+    assert tools(decide("netpol")) == {"kube-router": "build"}
+    assert tools(decide("netpol", cached={"kube-router"})) == {"kube-router": "cache"}
 
 
 def test_the_operator_tier_needs_its_control_plane_and_helm_whatever_the_registry():
@@ -166,6 +179,8 @@ def test_probes_only_what_changes_the_plan(goals, offline, expected):
 @pytest.mark.parametrize(("name", "registry", "ref"), [
     ("kindest/node:v1.34.4", "", "kindest/node:v1.34.4"),
     ("kindest/node:v1.34.4", "127.0.0.1:5000", "127.0.0.1:5000/kindest/node:v1.34.4"),
+    (KIND_NODE_IMAGE, "127.0.0.1:5000", f"127.0.0.1:5000/{KIND_NODE_IMAGE}"),
+    ("debian@sha256:0123", "127.0.0.1:5000", "127.0.0.1:5000/library/debian@sha256:0123"),
     ("debian:bookworm-slim", "127.0.0.1:5000", "127.0.0.1:5000/library/debian:bookworm-slim"),
     ("python:3.11-slim", "mirror.example:443", "mirror.example:443/library/python:3.11-slim"),
 ])
@@ -175,13 +190,13 @@ def test_image_refs(name, registry, ref):
 
 def test_cli_prints_shell_assignments(capsys):
     assert sp.main(["plan", "--for", "up", "--node-image", "served", "--cached", "kind helm",
-                    "--registry", "127.0.0.1:5000", "--kubernetes-version", "v1.34.4"]) == 0
+                    "--registry", "127.0.0.1:5000", "--kind-node-image", KIND_NODE_IMAGE]) == 0
     values = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
     values = {k: shlex.split(v)[0] if v else "" for k, v in values.items()}
     assert values == {
         "PLAN_MODE": "online", "PLAN_NODE_IMAGE": "pull", "PLAN_BASES": "",
         "PLAN_TOOLS": "kind=cache helm=cache kubectl=build", "PLAN_BUILDS": "kubectl",
-        "PLAN_ONLINE_NODE_IMAGE": "127.0.0.1:5000/kindest/node:v1.34.4",
+        "PLAN_ONLINE_NODE_IMAGE": f"127.0.0.1:5000/{KIND_NODE_IMAGE}",
     }
 
 
@@ -192,7 +207,16 @@ def test_cli_fails_with_a_message_on_an_impossible_plan(capsys):
 
 def test_cli_names_the_images_to_probe(capsys):
     assert sp.main(["probes", "--for", "up", "--registry", "127.0.0.1:5000",
-                    "--kubernetes-version", "v1.34.4"]) == 0
-    assert capsys.readouterr().out == "node-image 127.0.0.1:5000/kindest/node:v1.34.4\n"
+                    "--kind-node-image", KIND_NODE_IMAGE]) == 0
+    assert capsys.readouterr().out == f"node-image 127.0.0.1:5000/{KIND_NODE_IMAGE}\n"
     assert sp.main(["probes", "--for", "up", "--offline", "1"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_kind_node_image_pin_is_kinds_own_default():
+    """tools/versions.env pins the node image kind's pinned release defaults to (not
+    kindest/node:<KUBERNETES_VERSION>, which kind may not publish)."""
+    versions = dict(line.split("=", 1) for line in (_PATH.parents[1] / "tools/versions.env")
+                    .read_text().splitlines() if line and not line.startswith("#"))
+    assert versions["KIND_NODE_IMAGE"] == KIND_NODE_IMAGE
+    assert versions["KIND_VERSION"] == "v0.30.0"
