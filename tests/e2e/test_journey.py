@@ -274,7 +274,8 @@ def test_every_acknowledged_write_kept_through_the_journey(journey: Journey,
     for row in journey.steps:
         # No write refused because data moved (the app answers 5xx/503 then). (The kills between
         # the steps fail writes on purpose: measured by spof-check, not counted here.)
-        assert row["errors"].get("write_failed", 0) == 0, row
+        assert row["errors"].get("write_failed", 0) == 0, (row["step"], row["errors"],
+                                                           row["answers"])
         if row["step"] in FRESH_SESSIONS_KEPT:
             assert row["fresh_sessions_refused"] == 0, row
         if row["step"] in SESSIONS_KEPT:

@@ -166,5 +166,5 @@ def moves_data(current: Position, target: Position) -> bool:
 def describe_step(row: dict) -> str:
     text = (f"{row['step'][0]}→{row['step'][1]}: Ready in {row['seconds']:.0f} s; sessions lost "
             f"{row['sessions_lost']} (fresh ones refused {row['fresh_sessions_refused']}); "
-            f"errors {row['errors']}")
+            f"errors {row['errors']}" + (f" {row['answers']}" if row.get("answers") else ""))
     return text + (f"; writes held {row['pause']} s" if row["pause"] is not None else "")

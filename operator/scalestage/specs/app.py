@@ -16,7 +16,11 @@ PORT = 8080
 # the endpoints controller takes the pod out of its Services (new requests stop arriving), then
 # sends SIGTERM, on which gunicorn finishes in-flight requests for up to its graceful timeout
 # (graceful_timeout in chirp/gunicorn_conf.py). The pod's grace period covers both, plus a margin.
-DRAIN_SECONDS = 5
+# The sleep must outlast the slowest node's kube-proxy taking the pod out of its rules: after it, a
+# new connection is refused, and the stage-5 edge answers a post sent there with a 5xx. With 5 s,
+# 2 posts got a 5xx while the web pods rolled in each of two e2e reshards (most likely that: a
+# busy node's iptables are also rewritten by the NetworkPolicy enforcer since it came in).
+DRAIN_SECONDS = 15
 GUNICORN_GRACEFUL_SECONDS = 30
 TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + GUNICORN_GRACEFUL_SECONDS + 5
 # `chirp migrate` starts with the database (a web pod and its primary are created together): it
