@@ -26,6 +26,10 @@ CLI_TIMEOUT = 900
 # 1,200 requests at the load's 20 a second, of which the few in flight at that pod may fail (in
 # 30 s, 2 of 184 writes failed once: 98.9 %).
 AFTER_FORCED_KILL = 60
+# A pod killed outright fails what was in flight at it and the new connections a node's kube-proxy
+# still sends it until it removes the endpoint (6 of 834 reads once, 0 in other runs); a request
+# counts when it ends, at the latest at the load's 10 s timeout. From then on every one succeeds.
+SETTLED_AFTER_KILL = 15
 # Run in the load pod: which web pod answers this client (ClientIP affinity pins it at stage 3).
 WHO_ANSWERS = r"""
 import sys, urllib.request
@@ -129,17 +133,21 @@ def any_web_pod_can_go(cluster: Cluster, namespace: str) -> str:
     assert report["during"] == {"read": 1.0, "write": 1.0, "session": 1.0}, report
     text = f"web pod deleted: {report['during']}, sessions lost 0"
     report = kill(cluster, namespace, "web", "--force")
-    # Killed outright: what was in flight at that pod fails. Over the AFTER_FORCED_KILL seconds
-    # after the kill, at least 99.5 % of reads and writes succeed.
-    window = wait_until(lambda: ticks_until(cluster, namespace, report["killed_at"]
-                                            + AFTER_FORCED_KILL),
+    # Killed outright: what was in flight at that pod, or sent to it before the endpoint went,
+    # fails (SETTLED_AFTER_KILL); every request after that succeeds, with no one stepping in.
+    killed_at = report["killed_at"]
+    window = wait_until(lambda: ticks_until(cluster, namespace, killed_at + AFTER_FORCED_KILL),
                         timeout=AFTER_FORCED_KILL + 60, interval=2,
                         what="the load's seconds after the kill", tolerate=TRANSIENT)
     shares, counts = chaos.share_ok(window)
+    settled, settled_counts = chaos.share_ok(
+        t for t in window if t["t"] > killed_at + SETTLED_AFTER_KILL)
     assert report["sessions_lost"] == 0, report
-    assert shares["read"] >= 0.995 and shares["write"] >= 0.995, (shares, counts)
+    assert settled["read"] == 1.0 and settled["write"] == 1.0, (settled, settled_counts)
+    assert shares["read"] >= 0.98 and shares["write"] >= 0.98, (shares, counts)
     return (text + f"; web pod force-killed: {report['during']} until recovered, the "
-            f"{AFTER_FORCED_KILL} s after: {shares} of {counts}, sessions lost 0")
+            f"{AFTER_FORCED_KILL} s after: {shares} of {counts} (from {SETTLED_AFTER_KILL} s on: "
+            f"{settled}), sessions lost 0")
 
 
 def ticks_until(cluster: Cluster, namespace: str, end: float) -> list[dict] | None:
