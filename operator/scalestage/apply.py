@@ -108,21 +108,23 @@ def same_value(want: Any, have: Any) -> bool:
     return False
 
 
+def applied_hash(obj: Mapping) -> str | None:
+    """The hash `owned` stamped on an object when we last applied it."""
+    return (obj["metadata"].get("annotations") or {}).get(APPLIED_HASH)
+
+
 def needs_apply(desired: Mapping, observed: Mapping | None) -> bool:
     """Apply when the child is missing, what we ask for changed, or someone edited our fields."""
     if observed is None:
         return True
-    stamped = (observed["metadata"].get("annotations") or {}).get(APPLIED_HASH)
-    if stamped != desired["metadata"]["annotations"][APPLIED_HASH]:
+    if applied_hash(observed) != applied_hash(desired):
         return True
     return not same_value(desired, observed)
 
 
 def document_version(configmap: Mapping | None) -> str | None:
     """The version of a mounted ConfigMap as applied (its applied hash); None if absent."""
-    if configmap is None:
-        return None
-    return (configmap["metadata"].get("annotations") or {}).get(APPLIED_HASH)
+    return None if configmap is None else applied_hash(configmap)
 
 
 def pods_to_refresh(pods: Iterable[Mapping], version: str) -> list[str]:

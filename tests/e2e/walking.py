@@ -84,22 +84,21 @@ def load_lines(cluster: Cluster, namespace: str) -> list[dict]:
     return out
 
 
-def errors_between(cluster: Cluster, namespace: str, start: float, end: float) -> dict:
+def errors_between(lines: list[dict], start: float, end: float) -> dict:
     """Errors by kind in the ticks after `start` up to `end` (each tick counts its own second)."""
     out: dict[str, int] = {}
-    for line in load_lines(cluster, namespace):
+    for line in lines:
         if line.get("event") == "tick" and start < line.get("t", 0) <= end:
             for kind, count in (line.get("errors") or {}).items():
                 out[kind] = out.get(kind, 0) + count
     return out
 
 
-def answers_between(cluster: Cluster, namespace: str, start: float, end: float) -> list[str]:
+def answers_between(lines: list[dict], start: float, end: float) -> list[str]:
     """What the app said with the 5xx answers in that window (the load logs the first 10 of
     each minute)."""
     return [f"{line.get('action')} {line.get('status')}: {line.get('said')}"
-            for line in load_lines(cluster, namespace)
-            if line.get("event") == "error" and start < line.get("t", 0) <= end]
+            for line in lines if line.get("event") == "error" and start < line.get("t", 0) <= end]
 
 
 def last_tick(cluster: Cluster, namespace: str) -> dict:
@@ -135,6 +134,7 @@ def walk_step(cluster: Cluster, namespace: str, current: Position, target: Posit
     after = wait_until(lambda: settled(cluster, namespace, ready_at), timeout=60, interval=1,
                        what="the load's figures after Ready", tolerate=TRANSIENT)
     moved = moves_data(current, target)
+    lines = load_lines(cluster, namespace)  # the load's log, read once for the step's figures
 
     def grew(counter: str) -> int:
         return after.get(counter, 0) - before.get(counter, 0)
@@ -145,8 +145,8 @@ def walk_step(cluster: Cluster, namespace: str, current: Position, target: Posit
         "moved_data": moved,
         "sessions_lost": grew("sessions_lost"),
         "fresh_sessions_refused": grew("fresh_sessions_refused"),
-        "errors": errors_between(cluster, namespace, before.get("t", 0), after.get("t", 0)),
-        "answers": answers_between(cluster, namespace, before.get("t", 0), after.get("t", 0)),
+        "errors": errors_between(lines, before.get("t", 0), after.get("t", 0)),
+        "answers": answers_between(lines, before.get("t", 0), after.get("t", 0)),
         "pause": (status.get("lastMove") or {}).get("longestWritePauseSeconds") if moved else None,
     }
 
