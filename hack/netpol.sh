@@ -4,6 +4,7 @@
 #
 #   hack/netpol.sh build            the binary (hack/tools.sh builds it, cached per version) and the image
 #                                   scalestage/netpol-kube-router:<version>; prints the image
+#   hack/netpol.sh prepare          the image's Debian layers only (make up, next to the tools phase)
 #   hack/netpol.sh manifest         the DaemonSet (images/netpol/daemonset.yaml) with the image filled in
 #   hack/netpol.sh image            the image's name (builds nothing)
 #   hack/netpol.sh install CLUSTER  build, load the image into kind cluster CLUSTER, apply the
@@ -63,6 +64,23 @@ build() {
   echo "$IMAGE"
 }
 
+# prepare: the image's Debian layers into Docker's layer cache (built without kube-router: every
+# step before its COPY is then cached), while the tools phase still compiles it (make up).
+prepare() {
+  image_exists "$DEBIAN_BASE" || die "netpol: $DEBIAN_BASE missing; run 'make images' first"
+  local ctx output
+  ctx=$(mktemp -d)
+  CONTEXT_DIR=$ctx
+  trap 'rm -rf "${CONTEXT_DIR:-}"' EXIT
+  : > "$ctx/kube-router"
+  cp "$SRC/Dockerfile" "$ROOT/images/kind-node/components/iptables-autodetect" "$ctx/"
+  output="$(docker build -t scalestage/netpol-prepared:latest --build-arg "BASE_IMAGE=$DEBIAN_BASE" "$ctx" 2>&1)" || {
+    echo "$output" | tail -30 >&2
+    die "netpol: preparing the image's layers failed"
+  }
+  log "netpol: image layers prepared"
+}
+
 manifest() { sed "s|@IMAGE@|$IMAGE|g" "$SRC/daemonset.yaml"; }
 
 install() {
@@ -75,8 +93,9 @@ install() {
 
 case "${1:-build}" in
   build) build ;;
+  prepare) prepare ;;
   manifest) manifest ;;
   image) echo "$IMAGE" ;;
   install) shift; install "$@" ;;
-  *) die "usage: $0 build|manifest|image|install CLUSTER" ;;
+  *) die "usage: $0 build|prepare|manifest|image|install CLUSTER" ;;
 esac

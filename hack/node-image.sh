@@ -12,6 +12,8 @@
 #
 # Result: scalestage/kind-node:<KUBERNETES_VERSION> (SCALESTAGE_NODE_IMAGE overrides). Idempotent:
 # the image carries a label keyed by all its inputs, and is rebuilt only when one changes.
+#
+#   hack/node-image.sh prepare   only what needs no tool, ahead (see prepare below)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/tools/versions.env"
@@ -31,14 +33,6 @@ started=$SECONDS
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 image_id() { docker image inspect -f '{{.Id}}' "$1"; }
 
-# --- inputs -------------------------------------------------------------------------------------
-for t in kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy \
-         etcd coredns crictl local-path-provisioner; do
-  [[ -x "$TOOLS/$t" ]] || die "node-image: $TOOLS/$t missing; run 'make tools' first"
-done
-for p in ptp host-local loopback portmap; do
-  [[ -x "$CNI/$p" ]] || die "node-image: CNI plugin $CNI/$p missing; run 'make tools' first"
-done
 image_exists "$DEBIAN_BASE" || die "node-image: $DEBIAN_BASE missing; run 'make images' first"
 
 # go_binary DIR: build our small Go program tools/DIR (static) into the cache, once per source change.
@@ -54,19 +48,6 @@ go_binary() {
   fi
   echo "$out"
 }
-
-# kubeadm's own list decides the names the control-plane images must have.
-mapfile -t KUBEADM_IMAGES < <("$TOOLS/kubeadm" config images list --kubernetes-version "$KUBERNETES_VERSION")
-kubeadm_image() { printf '%s\n' "${KUBEADM_IMAGES[@]}" | grep -m1 "/$1:" || die "kubeadm lists no $1 image"; }
-PAUSE_IMAGE=$(kubeadm_image pause)
-ETCD_IMAGE="registry.k8s.io/etcd:${ETCD_VERSION#v}-0"
-COREDNS_IMAGE="registry.k8s.io/coredns/coredns:$COREDNS_VERSION"
-NODENET_BIN=$(go_binary nodenet)
-PAUSE_BIN=$(go_binary pause)
-SHIM_BIN=$(go_binary runc-shim)
-NODENET_IMAGE="scalestage/kind-nodenet:${NODENET_BIN##*-}"
-PROVISIONER_IMAGE="scalestage/local-path-provisioner:$LOCAL_PATH_PROVISIONER_VERSION"
-HELPER_IMAGE="$DEBIAN_BASE"
 
 # put SRC DEST: hard link (no copying hundreds of MB into build contexts), or copy.
 put() { ln -f "$(readlink -f "$1")" "$2" 2>/dev/null || cp -f "$(readlink -f "$1")" "$2"; }
@@ -92,6 +73,64 @@ build() {
   }
   log "node-image: $tag ($((SECONDS - t)) s)"
 }
+
+# node_context DIR: the node base's build context, without binaries (the caller adds them).
+node_context() {
+  rm -rf "$1" && mkdir -p "$1"/{bin,sbin,cni,kind/manifests}
+  cp -a "$SRC/Dockerfile" "$SRC/files" "$1/"
+}
+
+# prepare: what needs no tool built (our small Go programs) and the Debian layers of the node base
+# and of the iptables images in Docker's layer cache (the same Dockerfiles, built without the
+# binaries: every step before their first COPY is then cached), so the build after the tools phase
+# only adds binaries. `make up` runs it next to the tools phase, when the plan is this node image.
+prepare() {
+  local offline="${SCALESTAGE_OFFLINE:-}" availability=absent plan ctx
+  if [[ -z "${SCALESTAGE_NODE_IMAGE:-}" ]]; then
+    [[ $offline == 1 ]] || availability=$(image_availability "$(registry_image "$(kind_node_image)")")
+    plan=$(setup_plan plan --for cluster --offline "$offline" --node-image "$availability" \
+      --kind-node-image "$(kind_node_image)") || die "node-image: no plan"
+    eval "$plan"
+    if [[ $PLAN_NODE_IMAGE != build ]]; then
+      log "node-image: kind's node image will be used; nothing to prepare"
+      return
+    fi
+  fi
+  go_binary nodenet >/dev/null && go_binary pause >/dev/null && go_binary runc-shim >/dev/null
+  ctx=$(stage prepare-iptables "$SRC/components/iptables-autodetect")
+  : > "$ctx/none"
+  build scalestage/kind-node-prepared:iptables "$SRC/components/iptables.Dockerfile" "$ctx" \
+    --build-arg BINARY=none --build-arg "BASE_IMAGE=$DEBIAN_BASE"
+  ctx="$CACHE/context/prepare-node"
+  node_context "$ctx"
+  build scalestage/kind-node-prepared:node "$ctx/Dockerfile" "$ctx" \
+    --build-arg "BASE_IMAGE=$DEBIAN_BASE" --build-arg PAUSE_IMAGE=none
+  "$ROOT/hack/netpol.sh" prepare   # the cluster's NetworkPolicy enforcer, installed with it
+  log "node-image: prepared in $((SECONDS - started)) s"
+}
+if [[ ${1:-} == prepare ]]; then prepare; exit 0; fi
+
+# --- inputs -------------------------------------------------------------------------------------
+for t in kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy \
+         etcd coredns crictl local-path-provisioner; do
+  [[ -x "$TOOLS/$t" ]] || die "node-image: $TOOLS/$t missing; run 'make tools' first"
+done
+for p in ptp host-local loopback portmap; do
+  [[ -x "$CNI/$p" ]] || die "node-image: CNI plugin $CNI/$p missing; run 'make tools' first"
+done
+
+# kubeadm's own list decides the names the control-plane images must have.
+mapfile -t KUBEADM_IMAGES < <("$TOOLS/kubeadm" config images list --kubernetes-version "$KUBERNETES_VERSION")
+kubeadm_image() { printf '%s\n' "${KUBEADM_IMAGES[@]}" | grep -m1 "/$1:" || die "kubeadm lists no $1 image"; }
+PAUSE_IMAGE=$(kubeadm_image pause)
+ETCD_IMAGE="registry.k8s.io/etcd:${ETCD_VERSION#v}-0"
+COREDNS_IMAGE="registry.k8s.io/coredns/coredns:$COREDNS_VERSION"
+NODENET_BIN=$(go_binary nodenet)
+PAUSE_BIN=$(go_binary pause)
+SHIM_BIN=$(go_binary runc-shim)
+NODENET_IMAGE="scalestage/kind-nodenet:${NODENET_BIN##*-}"
+PROVISIONER_IMAGE="scalestage/local-path-provisioner:$LOCAL_PATH_PROVISIONER_VERSION"
+HELPER_IMAGE="$DEBIAN_BASE"
 
 # --- the images the cluster runs ----------------------------------------------------------------
 log "node-image: component images for Kubernetes $KUBERNETES_VERSION"
@@ -119,8 +158,7 @@ CLUSTER_IMAGES=(
 
 # --- the node base: systemd, containerd, runc (+ shim), kubelet, kubeadm, CNI plugins, manifests ---
 ctx="$CACHE/context/node"
-rm -rf "$ctx" && mkdir -p "$ctx"/{bin,sbin,cni,kind/manifests}
-cp -a "$SRC/Dockerfile" "$SRC/files" "$ctx/"
+node_context "$ctx"
 for b in kubeadm kubelet kubectl crictl; do put "$TOOLS/$b" "$ctx/bin/$b"; done
 for p in ptp host-local loopback portmap; do put "$CNI/$p" "$ctx/cni/$p"; done
 put "$SHIM_BIN" "$ctx/sbin/runc-shim"

@@ -21,14 +21,15 @@ declare -A WHAT=(
   [docker]="the Docker engine, started if it is not running"
   [tools]="pinned kind, helm, kubectl (offline also the Kubernetes components and kube-router; built once, cached)"
   [images]="the scalestage/* images (from Debian packages when no registry answers)"
+  [node-prepare]="the offline node image's Debian layers and small Go programs, ahead of the tools"
   [venv]="Python virtualenv with the app, the operator and the test tools"
   [cluster]="the kind cluster (offline node image, 1 control plane + 2 workers)"
   [operator-install]="the images loaded into the nodes, the operator installed by helm"
   [up-instance]="ScaleStage chirp (stage 1 if new) until it reports Ready"
 )
-# The steps in order; a step of several lanes ("tools|images venv") runs its lanes side by side,
+# The steps in order; a step of several lanes ("tools|images ...") runs its lanes side by side,
 # the phases of one lane one after the other.
-STEPS=(deps docker "tools|images venv")
+STEPS=(deps docker "tools|images node-prepare venv")
 [[ ${1:-} == setup ]] || STEPS+=(cluster operator-install up-instance)
 
 # the tools phase builds what `make up` needs (hack/setup_plan.py), not all `make tools` knows;
@@ -71,7 +72,7 @@ lane() {
   done
 }
 
-# lanes_text LANE...: "tools ‖ images → venv", for the summary
+# lanes_text LANE...: "tools ‖ images → node-prepare → venv", for the summary
 lanes_text() {
   local l text=""
   for l in "$@"; do text+="${text:+ ‖ }${l// / → }"; done
@@ -98,10 +99,11 @@ for step in "${STEPS[@]}"; do
     set +m
     lane_pids+=($!) outs+=("$out")
   done
-  failed=0
-  for _ in "${lane_pids[@]}"; do
-    wait -n "${lane_pids[@]}" && continue
-    failed=1 && stop_lanes && break
+  failed=0 running=("${lane_pids[@]}")
+  while (( ${#running[@]} )); do
+    # the first lane to end (only lanes not reaped yet: wait -n on a reaped one is an error)
+    if ! wait -n -p ended "${running[@]}"; then failed=1 && stop_lanes && break; fi
+    for i in "${!running[@]}"; do [[ ${running[$i]} == "$ended" ]] && unset "running[$i]"; done
   done
   wait || true
   lane_pids=()
