@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from . import chaos, loadjob
-from .names import GROUP, PLURAL, VERSION
+from .names import GROUP, PLURAL, VERSION, selector_string
 
 WINDOW_SECONDS = 180  # the longest a kill is watched for recovery
 BASELINE_TIMEOUT = 180  # for the load's first requests (a new load Job's pod must start)
@@ -60,8 +60,7 @@ class Target:
         read = (self.apps.read_namespaced_stateful_set if kind == "StatefulSet"
                 else self.apps.read_namespaced_deployment)
         workload = read(f"{self.name}-{component}", self.namespace)
-        return ",".join(f"{k}={v}" for k, v in
-                        sorted(workload.spec.selector.match_labels.items()))
+        return selector_string(workload.spec.selector.match_labels)
 
     def pods(self, selector: str) -> list:
         return self.core.list_namespaced_pod(self.namespace, label_selector=selector).items

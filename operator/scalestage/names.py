@@ -65,7 +65,16 @@ class Names:
         immutable)."""
         return {INSTANCE: self.instance, COMPONENT: component, **extra}
 
+    def pod_selector(self, component: str) -> str:
+        """`selector(component)` in the string form list calls take."""
+        return selector_string(self.selector(component))
+
     @property
     def children_selector(self) -> str:
         """Label selector (string form) matching every object this instance's operator manages."""
-        return f"{INSTANCE}={self.instance},{MANAGED_BY_LABEL}={MANAGED_BY}"
+        return selector_string({INSTANCE: self.instance, MANAGED_BY_LABEL: MANAGED_BY})
+
+
+def selector_string(labels: dict[str, str]) -> str:
+    """Equality-based label selector in the string form the API's list calls take."""
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))

@@ -386,8 +386,8 @@ def refresh_architecture(cluster: apply.Cluster, body: Mapping, observed: Mappin
     version = apply.document_version(observed.get(("ConfigMap", names.architecture)))
     if version is None:
         return
-    selector = ",".join(f"{k}={v}" for k, v in names.selector(web.COMPONENT).items())
-    for pod in apply.pods_to_refresh(cluster.list("Pod", meta["namespace"], selector), version):
+    pods = cluster.list("Pod", meta["namespace"], names.pod_selector(web.COMPONENT))
+    for pod in apply.pods_to_refresh(pods, version):
         cluster.patch_pod(meta["namespace"], pod, apply.refresh_patch(version))
 
 
