@@ -157,7 +157,7 @@ family_module() {
     coredns_main > "$src.tmp/coredns/main.go"
     (
       cd "$src.tmp"
-      local gomod minor=${KUBERNETES_VERSION#v1.} p
+      local gomod staging="v0.${KUBERNETES_VERSION#v1.}" p
       gomod="$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
       {
         echo "module $FAMILY_MODULE"
@@ -166,7 +166,7 @@ family_module() {
         echo
         echo "replace ("
         # every `k8s.io/x => ./staging/src/k8s.io/x` becomes `k8s.io/x => k8s.io/x v0.<minor>.<patch>`
-        sed -n "s#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 v0.${minor}#p" "$gomod"
+        sed -n "s#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 ${staging}#p" "$gomod"
         echo ")"
       } > go.mod
       # the main packages, for `go mod tidy` (a build tag keeps the file out of every build)
