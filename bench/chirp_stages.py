@@ -18,7 +18,9 @@ the posts of one stage or of an earlier run never change what another stage read
 Figures per timeline read: req/s, latency p50/p95/p99 (client side), database read queries and
 Redis round trips (from the app's /metrics: chirp_db_queries_total, chirp_redis_round_trips_total;
 the posts' share included), cache hit ratio (X-Chirp-Cache: hit, i.e. no database query) and how
-the timelines were built (X-Chirp-Timeline).
+the timelines were built (X-Chirp-Timeline); then the CPU milliseconds each server spent per read
+(bench/stagebench/cpu.py: the web process, Postgres with all its backends, Redis, this client),
+measured over the stretches each stage ran alone.
 
 BENCH_PROFILE=1 adds, at the end, where a timeline read's time goes in-process (stage 4's ways of
 building a page against stage 2's query, cProfile, the codec's cost: bench/stagebench/inprocess.py).
@@ -42,6 +44,7 @@ sys.path.append(str(ROOT))
 sys.path.append(str(ROOT / "bench"))
 
 from stagebench.client import Client, PhaseResult, draw_ops  # noqa: E402
+from stagebench.cpu import CpuMeter  # noqa: E402
 from stagebench.dataset import (  # noqa: E402
     Plan,
     close_cluster,
@@ -120,7 +123,7 @@ def start_worker(env: dict, log_dir: str):
 
 
 # --- stages measured side by side ---------------------------------------------------------------
-def summarize(result, used: dict) -> dict:
+def summarize(result, used: dict, cpu: CpuMeter) -> dict:
     latencies = sorted(result.latencies_ms)
 
     def pct(p: float) -> float:
@@ -130,42 +133,50 @@ def summarize(result, used: dict) -> dict:
     return {"rps": result.reads / result.seconds, "p50": pct(0.50), "p95": pct(0.95),
             "p99": pct(0.99), "db": sum(db.values()) / result.reads, "routes": db,
             "redis": sum(v for (kind, _), v in used.items() if kind == "redis") / result.reads,
-            "hit": result.cache.get("hit", 0) / result.reads, "sources": result.sources}
+            "hit": result.cache.get("hit", 0) / result.reads, "sources": result.sources,
+            "cpu": cpu.per(result.reads)}
 
 
 def interleaved_phase(running: dict, plans, tag: str) -> dict:
     """The same operations at each running stage, in rounds of ROUND operations taken by each
     stage in turn: load from other work on the machine falls on every stage alike."""
-    for client, _ in running.values():
+    for client, _, _ in running.values():
         client.log_in_for(plans)  # not part of what is measured
-    before = {stage: counters(base) for stage, (_, base) in running.items()}
+    before = {stage: counters(base) for stage, (_, base, _) in running.items()}
     totals = {stage: PhaseResult(0.0) for stage in running}
+    meters = {stage: CpuMeter(pids) for stage, (_, _, pids) in running.items()}
     per_thread = ROUND // CLIENT_THREADS
     for start in range(0, len(plans[0]), per_thread):
         chunk = [plan[start:start + per_thread] for plan in plans]
-        for stage, (client, _) in running.items():
-            totals[stage].add(client.run(chunk, f"s{stage}-{tag}-{start}"))
+        for stage, (client, _, _) in running.items():
+            totals[stage].add(meters[stage].measure(client.run, chunk, f"s{stage}-{tag}-{start}"))
     results = {}
-    for stage, (_, base) in running.items():
+    for stage, (_, base, _) in running.items():
         if totals[stage].errors:
             print(f"    stage {stage} {tag}: {len(totals[stage].errors)} failed requests:"
                   f" {totals[stage].errors[:5]}")
-        results[stage] = summarize(totals[stage], delta(counters(base), before[stage]))
+        results[stage] = summarize(totals[stage], delta(counters(base), before[stage]),
+                                   meters[stage])
     return results
 
 
-def measure_group(stages: list[str], envs: dict, log_dir: str, redis_server, ops) -> dict:
-    """Cold, then (after the caches' warm-up) warm figures of stages run side by side."""
+def measure_group(stages: list[str], envs: dict, log_dir: str, servers: dict[str, list[int]],
+                  ops) -> dict:
+    """Cold, then (after the caches' warm-up) warm figures of stages run side by side.
+    servers: the pids of the shared servers (Postgres, Redis), for their CPU."""
     procs, running = [], {}
     try:
         for stage in stages:
             if "CHIRP_REDIS_URL" in envs[stage]:  # a cold cache, no old sessions
                 redis.Redis.from_url(envs[stage]["CHIRP_REDIS_URL"]).flushdb()
+            pids = dict(servers)
             if stage == "5":
-                procs.append(start_worker(envs[stage], log_dir))
+                worker = start_worker(envs[stage], log_dir)
+                procs.append(worker)
+                pids["worker"] = [worker.pid]
             proc, base = start_web(envs[stage], log_dir, f"stage{stage}")
             procs.append(proc)
-            running[stage] = (Client(base, CLIENT_THREADS), base)
+            running[stage] = (Client(base, CLIENT_THREADS), base, {"web": [proc.pid], **pids})
         cold = interleaved_phase(running, ops["cold"], "cold")
         # Every stage takes the warm-up (not reported): the same posts land in every copy.
         interleaved_phase(running, ops["warmup"], "warmup")
@@ -216,6 +227,14 @@ def report(results: dict) -> None:
     for stage, r in results.items():
         for name in ("cold", "warm"):
             print(row(stage, name, r[name]))
+    print("  CPU per timeline read (ms): the stage's servers while it ran alone")
+    print("  stage phase     web  worker postgres   redis  client")
+    for stage, r in results.items():
+        for name in ("cold", "warm"):
+            cpu = r[name]["cpu"]
+            worker = f"{cpu['worker']:7.2f}" if "worker" in cpu else "      -"
+            print(f"  {stage:>5} {name:<4} {cpu['web']:7.2f} {worker} {cpu['postgres']:8.2f}"
+                  f" {cpu['redis']:7.2f} {cpu['client']:7.2f}")
     if "3" in results:
         routes = results["3"]["warm"]["routes"]
         share = sum(v for k, v in routes.items() if k.startswith("replica")) / max(
@@ -256,10 +275,12 @@ def main() -> None:
     try:
         copies = working_copies(cluster, PLAN, STAGES)
         envs = stage_envs(cluster, redis_server, copies)
+        servers = {"postgres": [s.proc.pid for s in (cluster.primary, *cluster.replicas)],
+                   "redis": [redis_server.proc.pid]}
         # Stage 5's fan-out worker would load the machine while the others are measured: alone.
         groups = [[s for s in STAGES if s != "5"], [s for s in STAGES if s == "5"]]
         for group in filter(None, groups):
-            measured = measure_group(group, envs, log_dir, redis_server, ops)
+            measured = measure_group(group, envs, log_dir, servers, ops)
             for stage in group:
                 for name in ("cold", "warm"):
                     print(row(stage, name, measured[stage][name]), flush=True)
