@@ -77,3 +77,8 @@ def test_html_forms_show_errors_as_4xx(client):
                                            "csrf_token": token})
     assert response.status_code == 400 and "username must be" in response.get_data(as_text=True)
     assert client.get("/u/nobody_at_all").status_code == 404
+    # Names no one can have are not looked up (Postgres refuses text with NUL: it was a 500).
+    for name in ("%00", "Bad%20Name!", "x" * 40):
+        response = client.post(f"/u/{name}/follow", data={"csrf_token": token})
+        assert response.status_code == 404, (name, response.status_code)
+        assert "no user named" in response.get_data(as_text=True)

@@ -18,6 +18,7 @@ from chirp.web.common import (
     post_json,
     require_user,
     services,
+    username_or_404,
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -90,11 +91,7 @@ def public():
 
 
 def _user_or_404(username: str) -> dict:
-    try:
-        username = clean_username(username)
-    except InvalidInput:
-        raise NotFound(f"no user named {username!r}") from None
-    user = accounts.find_user(services(), username, last_write_at())
+    user = accounts.find_user(services(), username_or_404(username), last_write_at())
     if user is None:
         raise NotFound(f"no user named {username!r}")
     return user

@@ -5,8 +5,8 @@ import time
 from flask import current_app, request, session
 
 from chirp.cursor import BadCursor, decode_cursor, next_cursor
-from chirp.errors import BadRequest, NotLoggedIn, Unavailable, UnsupportedMediaType
-from chirp.validation import InvalidInput, clean_limit
+from chirp.errors import BadRequest, NotFound, NotLoggedIn, Unavailable, UnsupportedMediaType
+from chirp.validation import InvalidInput, clean_limit, clean_username
 
 
 def services():
@@ -25,6 +25,15 @@ def require_user() -> dict:
     if user is None:
         raise NotLoggedIn("log in first (POST /api/login)")
     return user
+
+
+def username_or_404(raw: str) -> str:
+    """A username from a URL, normalised; 404 when it cannot name anyone (never a query with it:
+    Postgres refuses text with NUL bytes)."""
+    try:
+        return clean_username(raw)
+    except InvalidInput:
+        raise NotFound(f"no user named {raw!r}") from None
 
 
 def last_write_at() -> float | None:

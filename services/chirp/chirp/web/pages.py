@@ -15,6 +15,7 @@ from chirp.web.common import (
     page_args,
     require_user,
     services,
+    username_or_404,
 )
 
 bp = Blueprint("pages", __name__)
@@ -96,11 +97,7 @@ def post():
 def user_page(username):
     before, limit = page_args()
     svc = services()
-    try:
-        name = clean_username(username)
-    except InvalidInput:
-        raise NotFound(f"no user named {username!r}") from None
-    found = accounts.find_user(svc, name, last_write_at())
+    found = accounts.find_user(svc, username_or_404(username), last_write_at())
     if found is None:
         raise NotFound(f"no user named {username!r}")
     profile = reads.profile(svc, found["id"], last_write_at())
@@ -113,6 +110,7 @@ def user_page(username):
 def follow(username):
     user = require_user()
     follow = request.form.get("action") != "unfollow"
-    writes.set_following(services(), user, username.lower(), follow, last_write_at())
+    name = username_or_404(username)
+    writes.set_following(services(), user, name, follow, last_write_at())
     note_write()
-    return redirect(url_for("pages.user_page", username=username))
+    return redirect(url_for("pages.user_page", username=name))
