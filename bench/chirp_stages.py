@@ -22,8 +22,11 @@ the timelines were built (X-Chirp-Timeline); then the CPU milliseconds each serv
 (bench/stagebench/cpu.py: the web process, Postgres with all its backends, Redis, this client),
 measured over the stretches each stage ran alone.
 
-BENCH_PROFILE=1 adds, at the end, where a timeline read's time goes in-process (stage 4's ways of
-building a page against stage 2's query, cProfile, the codec's cost: bench/stagebench/inprocess.py).
+BENCH_PROFILE=1 adds where the web process's CPU goes, by part of a request (py-spy samples each
+web process over 3 x BENCH_MEASURED more warm operations, a phase apart:
+bench/stagebench/sampling.py), and at the end where a timeline read's time goes in-process (stage
+4's ways of building a page against stage 2's query, cProfile, the codec's cost:
+bench/stagebench/inprocess.py).
 
 Goals (issue 15): stage 4 warm p50 and p95 <= 70 % of stage 2's, req/s >= 1.3x stage 2's, DB reads
 <= 20 % of stage 2's; stage 4 cold never slower than stage 2 by more than 20 %.
@@ -34,6 +37,7 @@ import re
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -53,6 +57,7 @@ from stagebench.dataset import (  # noqa: E402
     working_copies,
 )
 from stagebench.inprocess import profile_paths  # noqa: E402
+from stagebench.sampling import Sampler  # noqa: E402
 
 from tests.fixtures import processes  # noqa: E402
 from tests.fixtures.redis import RedisServer  # noqa: E402
@@ -62,6 +67,7 @@ PLAN = Plan(users=int(os.environ.get("BENCH_USERS", "100000")), posts_each=10, f
 WRITE_SHARE = 0.02
 WARMUP = int(os.environ.get("BENCH_WARMUP", "10000"))
 MEASURED = int(os.environ.get("BENCH_MEASURED", "1000"))
+SAMPLED = 3 * MEASURED  # BENCH_PROFILE=1: operations sampled by py-spy (thousands of stacks)
 STAGES = [s for s in os.environ.get("BENCH_STAGES", "2,3,4,5").split(",") if s]
 DATA_DIR = os.environ.get("BENCH_DATA_DIR")
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"  # also where a read's time goes, in-process
@@ -123,6 +129,15 @@ def start_worker(env: dict, log_dir: str):
 
 
 # --- stages measured side by side ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Running:
+    """A stage's web server as the bench drives it."""
+
+    client: Client
+    base: str  # the server's URL
+    pids: dict[str, list[int]]  # server ("web", "postgres", ...) -> its processes, for their CPU
+
+
 def summarize(result, used: dict, cpu: CpuMeter) -> dict:
     latencies = sorted(result.latencies_ms)
 
@@ -137,26 +152,33 @@ def summarize(result, used: dict, cpu: CpuMeter) -> dict:
             "cpu": cpu.per(result.reads)}
 
 
-def interleaved_phase(running: dict, plans, tag: str) -> dict:
+def interleaved_phase(running: dict[str, Running], plans, tag: str,
+                      log_dir: str | None = None) -> dict:
     """The same operations at each running stage, in rounds of ROUND operations taken by each
-    stage in turn: load from other work on the machine falls on every stage alike."""
-    for client, _, _ in running.values():
-        client.log_in_for(plans)  # not part of what is measured
-    before = {stage: counters(base) for stage, (_, base, _) in running.items()}
+    stage in turn: load from other work on the machine falls on every stage alike. With log_dir,
+    py-spy samples each web process meanwhile (sampling.py): its parts under "parts"."""
+    for run in running.values():
+        run.client.log_in_for(plans)  # not part of what is measured
+    before = {stage: counters(run.base) for stage, run in running.items()}
     totals = {stage: PhaseResult(0.0) for stage in running}
-    meters = {stage: CpuMeter(pids) for stage, (_, _, pids) in running.items()}
+    meters = {stage: CpuMeter(run.pids) for stage, run in running.items()}
+    samplers = {stage: Sampler(run.pids["web"][0], os.path.join(log_dir, f"stage{stage}.spy"))
+                for stage, run in running.items()} if log_dir else {}
     per_thread = ROUND // CLIENT_THREADS
     for start in range(0, len(plans[0]), per_thread):
         chunk = [plan[start:start + per_thread] for plan in plans]
-        for stage, (client, _, _) in running.items():
-            totals[stage].add(meters[stage].measure(client.run, chunk, f"s{stage}-{tag}-{start}"))
+        for stage, run in running.items():
+            totals[stage].add(meters[stage].measure(run.client.run, chunk,
+                                                    f"s{stage}-{tag}-{start}"))
     results = {}
-    for stage, (_, base, _) in running.items():
+    for stage, run in running.items():
         if totals[stage].errors:
             print(f"    stage {stage} {tag}: {len(totals[stage].errors)} failed requests:"
                   f" {totals[stage].errors[:5]}")
-        results[stage] = summarize(totals[stage], delta(counters(base), before[stage]),
+        results[stage] = summarize(totals[stage], delta(counters(run.base), before[stage]),
                                    meters[stage])
+        if stage in samplers:
+            results[stage]["parts"] = samplers[stage].stop()
     return results
 
 
@@ -176,12 +198,18 @@ def measure_group(stages: list[str], envs: dict, log_dir: str, servers: dict[str
                 pids["worker"] = [worker.pid]
             proc, base = start_web(envs[stage], log_dir, f"stage{stage}")
             procs.append(proc)
-            running[stage] = (Client(base, CLIENT_THREADS), base, {"web": [proc.pid], **pids})
+            running[stage] = Running(Client(base, CLIENT_THREADS), base,
+                                     {"web": [proc.pid], **pids})
         cold = interleaved_phase(running, ops["cold"], "cold")
         # Every stage takes the warm-up (not reported): the same posts land in every copy.
         interleaved_phase(running, ops["warmup"], "warmup")
         warm = interleaved_phase(running, ops["warm"], "warm")
-        return {stage: {"cold": cold[stage], "warm": warm[stage]} for stage in stages}
+        measured = {stage: {"cold": cold[stage], "warm": warm[stage]} for stage in stages}
+        if PROFILE:  # sampled apart: py-spy's own CPU must not weigh on the figures above
+            sampled = interleaved_phase(running, ops["sampled"], "sampled", log_dir)
+            for stage in stages:
+                measured[stage]["sampled"] = sampled[stage]
+        return measured
     finally:
         for proc in reversed(procs):
             processes.stop(proc)
@@ -213,6 +241,20 @@ def row(stage: str, name: str, r: dict) -> str:
             f" {r['p99']:7.2f} {r['db']:8.3f} {r['redis']:8.2f} {r['hit']:6.1%}  {sources}")
 
 
+def report_parts(results: dict) -> None:
+    """The web process's CPU per read by part, from the sampled phase (sampling.py)."""
+    sampled = {stage: r["sampled"] for stage, r in results.items() if "sampled" in r}
+    parts = list(dict.fromkeys(part for r in sampled.values() for part in r["parts"]))
+    print(f"  The web process's CPU per timeline read by part (ms; py-spy, {SAMPLED} more"
+          " warm operations)")
+    print(f"  {'part':<34}" + "".join(f" {'stage ' + stage:>9}" for stage in sampled))
+    for part in parts:
+        print(f"  {part:<34}" + "".join(
+            f" {r['parts'].get(part, 0.0) * r['cpu']['web']:9.2f}" for r in sampled.values()))
+    print(f"  {'all (the web process, cpu.py)':<34}"
+          + "".join(f" {r['cpu']['web']:9.2f}" for r in sampled.values()))
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -235,6 +277,8 @@ def report(results: dict) -> None:
             worker = f"{cpu['worker']:7.2f}" if "worker" in cpu else "      -"
             print(f"  {stage:>5} {name:<4} {cpu['web']:7.2f} {worker} {cpu['postgres']:8.2f}"
                   f" {cpu['redis']:7.2f} {cpu['client']:7.2f}")
+    if any("sampled" in r for r in results.values()):
+        report_parts(results)
     if "3" in results:
         routes = results["3"]["warm"]["routes"]
         share = sum(v for k, v in routes.items() if k.startswith("replica")) / max(
@@ -270,7 +314,7 @@ def main() -> None:
     redis_server = RedisServer.start_new()
     ops = {tag: draw_ops(PLAN.users, count, CLIENT_THREADS, seed, PLAN.zipf_s, WRITE_SHARE)
            for tag, count, seed in (("cold", MEASURED, 1), ("warmup", WARMUP, 2),
-                                    ("warm", MEASURED, 3))}
+                                    ("warm", MEASURED, 3), ("sampled", SAMPLED, 4))}
     results = {}
     try:
         copies = working_copies(cluster, PLAN, STAGES)
