@@ -48,13 +48,10 @@ node_containers() { docker ps -a --filter "label=io.x-k8s.kind.cluster=$CLUSTER"
 # node_image: which node image to run, pulling kind's or building ours.
 node_image() {
   if [[ -n "${SCALESTAGE_NODE_IMAGE:-}" ]]; then echo "$SCALESTAGE_NODE_IMAGE"; return; fi
-  local offline="${SCALESTAGE_OFFLINE:-}" availability=absent plan
-  [[ $offline == 1 ]] || availability=$(image_availability "$ONLINE_IMAGE" pull)
-  plan=$(setup_plan plan --for cluster --offline "$offline" --node-image "$availability" \
-    --kind-node-image "$(kind_node_image)") || die "cannot pull $ONLINE_IMAGE (SCALESTAGE_OFFLINE=0)"
-  eval "$plan"
-  if [[ $PLAN_NODE_IMAGE == build ]]; then
-    [[ $offline == 1 ]] || log "cluster: $ONLINE_IMAGE cannot be pulled; using the offline node image" >&2
+  local plan
+  plan=$(node_image_plan pull) || die "cannot pull $ONLINE_IMAGE (SCALESTAGE_OFFLINE=0)"
+  if [[ $plan == build ]]; then
+    [[ ${SCALESTAGE_OFFLINE:-} == 1 ]] || log "cluster: $ONLINE_IMAGE cannot be pulled; using the offline node image" >&2
     # `make tools` built only the online path's tools when the registry seemed to serve the image
     [[ -x "$ROOT/.tools/bin/kubeadm" ]] || "$ROOT/hack/tools.sh" node-image >&2
     "$ROOT/hack/node-image.sh" >&2

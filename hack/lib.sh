@@ -62,6 +62,18 @@ kind_node_image() { echo "${SCALESTAGE_KIND_NODE_IMAGE:-$KIND_NODE_IMAGE}"; }
 # registry_image NAME: a Docker Hub image as SCALESTAGE_REGISTRY serves it (NAME itself when unset).
 registry_image() { setup_plan image --name "$1"; }
 
+# node_image_plan [pull]: "build" (the offline node image) or what else setup_plan decides for the
+# cluster's node image, from whether kind's image is here or served (with pull: pulled); fails when
+# SCALESTAGE_OFFLINE=0 and it cannot be had. One decision for cluster.sh and node-image.sh prepare.
+node_image_plan() {
+  local offline="${SCALESTAGE_OFFLINE:-}" availability=absent plan
+  [[ $offline == 1 ]] || availability=$(image_availability "$(registry_image "$(kind_node_image)")" "$@")
+  plan=$(setup_plan plan --for cluster --offline "$offline" --node-image "$availability" \
+    --kind-node-image "$(kind_node_image)") || return 1
+  eval "$plan"
+  echo "$PLAN_NODE_IMAGE"
+}
+
 # image_availability IMAGE [pull]: "present" (in Docker), "served" (the registry has it; with
 # pull, it is pulled and so present) or "absent" (no registry answers, or it lacks IMAGE).
 image_availability() {

@@ -39,7 +39,7 @@ binary() {
 
 build() {
   image_exists "$DEBIAN_BASE" || die "netpol: $DEBIAN_BASE missing; run 'make images' first"
-  local bin ctx key
+  local bin key
   bin=$(binary)
   # rebuilt only when the binary, the Dockerfile, the wrapper or the base changes
   key=$( { sha256sum "$bin" "$SRC/Dockerfile" "$ROOT/images/kind-node/components/iptables-autodetect" | cut -d' ' -f1;
@@ -48,36 +48,33 @@ build() {
      && [[ "$(docker image inspect -f '{{index .Config.Labels "dev.scalestage.netpol.key"}}' "$IMAGE")" == "$key" ]]; then
     log "netpol: $IMAGE up to date"
   else
-    ctx=$(mktemp -d)
-    CONTEXT_DIR=$ctx
-    trap 'rm -rf "${CONTEXT_DIR:-}"' EXIT
-    cp "$bin" "$ctx/kube-router"
-    cp "$SRC/Dockerfile" "$ROOT/images/kind-node/components/iptables-autodetect" "$ctx/"
     log "netpol: building $IMAGE"
-    local output
-    output="$(docker build -t "$IMAGE" --label "dev.scalestage.netpol.key=$key" \
-      --build-arg "BASE_IMAGE=$DEBIAN_BASE" "$ctx" 2>&1)" || {
-      echo "$output" | tail -30 >&2
-      die "netpol: building $IMAGE failed"
-    }
+    docker_build "$IMAGE" "$bin" --label "dev.scalestage.netpol.key=$key"
   fi
   echo "$IMAGE"
+}
+
+# docker_build TAG KUBE_ROUTER [docker build options]: the image from the Dockerfile, the iptables
+# wrapper and KUBE_ROUTER as the binary; the build's output is shown only when it fails.
+docker_build() {
+  local tag=$1 bin=$2 ctx output
+  shift 2
+  ctx=$(mktemp -d)
+  CONTEXT_DIR=$ctx
+  trap 'rm -rf "${CONTEXT_DIR:-}"' EXIT
+  cp "$bin" "$ctx/kube-router"
+  cp "$SRC/Dockerfile" "$ROOT/images/kind-node/components/iptables-autodetect" "$ctx/"
+  output="$(docker build -t "$tag" "$@" --build-arg "BASE_IMAGE=$DEBIAN_BASE" "$ctx" 2>&1)" || {
+    echo "$output" | tail -30 >&2
+    die "netpol: building $tag failed"
+  }
 }
 
 # prepare: the image's Debian layers into Docker's layer cache (built without kube-router: every
 # step before its COPY is then cached), while the tools phase still compiles it (make up).
 prepare() {
   image_exists "$DEBIAN_BASE" || die "netpol: $DEBIAN_BASE missing; run 'make images' first"
-  local ctx output
-  ctx=$(mktemp -d)
-  CONTEXT_DIR=$ctx
-  trap 'rm -rf "${CONTEXT_DIR:-}"' EXIT
-  : > "$ctx/kube-router"
-  cp "$SRC/Dockerfile" "$ROOT/images/kind-node/components/iptables-autodetect" "$ctx/"
-  output="$(docker build -t scalestage/netpol-prepared:latest --build-arg "BASE_IMAGE=$DEBIAN_BASE" "$ctx" 2>&1)" || {
-    echo "$output" | tail -30 >&2
-    die "netpol: preparing the image's layers failed"
-  }
+  docker_build scalestage/netpol-prepared:latest /dev/null   # an empty kube-router
   log "netpol: image layers prepared"
 }
 

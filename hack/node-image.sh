@@ -85,13 +85,10 @@ node_context() {
 # binaries: every step before their first COPY is then cached), so the build after the tools phase
 # only adds binaries. `make up` runs it next to the tools phase, when the plan is this node image.
 prepare() {
-  local offline="${SCALESTAGE_OFFLINE:-}" availability=absent plan ctx
+  local plan ctx
   if [[ -z "${SCALESTAGE_NODE_IMAGE:-}" ]]; then
-    [[ $offline == 1 ]] || availability=$(image_availability "$(registry_image "$(kind_node_image)")")
-    plan=$(setup_plan plan --for cluster --offline "$offline" --node-image "$availability" \
-      --kind-node-image "$(kind_node_image)") || die "node-image: no plan"
-    eval "$plan"
-    if [[ $PLAN_NODE_IMAGE != build ]]; then
+    plan=$(node_image_plan) || die "node-image: kind's node image cannot be had (SCALESTAGE_OFFLINE=0)"
+    if [[ $plan != build ]]; then
       log "node-image: kind's node image will be used; nothing to prepare"
       return
     fi

@@ -224,6 +224,16 @@ build_together() {
   log "tools: built $* in $((SECONDS - started)) s"
 }
 
+# family_member TOOL: put a family tool on BIN; build_together (or an earlier run) built it: a
+# family tool has no build of its own.
+family_member() {
+  local dir
+  dir=$(tool_dir "$1")
+  [[ -f "$dir/.complete" ]] || die "tools: $1 was to be built with its family, and is not"
+  log "tools: $1 $(version_of "$1") present"
+  link_all "$dir"
+}
+
 # local-path-provisioner: the default StorageClass of the offline kind node image
 # (hack/node-image.sh). It cannot join the family (it imports github.com/Sirupsen/logrus, which
 # collides with the others' github.com/sirupsen/logrus), so it gets a module of its own that
@@ -332,7 +342,7 @@ for entry in $PLAN_TOOLS; do
   case $source in
     path) ln -sfn "$(path_at_version "$t")" "$BIN/$t"; log "tools: $t $(version_of "$t") from PATH" ;;
     kubernetes) ln -sfn "$CACHE/kubernetes-$KUBERNETES_VERSION/kubectl" "$BIN/kubectl" ;;
-    cache|build) tool "$t" "build_${t//-/_}" ;;
+    cache|build) if in_family "$t"; then family_member "$t"; else tool "$t" "build_${t//-/_}"; fi ;;
   esac
   [[ $t == cni-plugins ]] && ln -sfn "$(tool_dir cni-plugins)/cni" "$(dirname "$BIN")/cni"
 done
