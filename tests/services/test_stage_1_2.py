@@ -58,6 +58,15 @@ def test_post_follow_and_home_timeline_newest_first(app):
     assert bodies(alice.get("/api/timeline")) == ["alice 1"]
 
 
+def test_json_keys_come_in_the_order_the_api_builds_them(app):
+    client = app.test_client()
+    signup(client)
+    post(client, "in order")
+    page = json.loads(client.get("/api/timeline").get_data())  # dicts keep the document's order
+    assert list(page) == ["posts", "next_cursor"]
+    assert list(page["posts"][0]) == ["id", "author_id", "author", "body", "created_at"]
+
+
 def test_timeline_cursor_pagination(app):
     client = app.test_client()
     signup(client)

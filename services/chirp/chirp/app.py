@@ -27,8 +27,10 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the app from a Config (default: the environment, validated)."""
     config = config or load_config(os.environ)
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=config.secret_key, JSON_SORT_KEYS=False,
-                      MAX_CONTENT_LENGTH=64 * 1024)
+    app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=64 * 1024)
+    # Keys in the order the views build them (posts, then next_cursor; id first), not sorted:
+    # Flask 3 reads this from its JSON provider (the JSON_SORT_KEYS setting is gone since 2.3).
+    app.json.sort_keys = False
     svc = build_services(config)
     app.extensions["chirp"] = svc
     install_sessions(app, config.session_backend, svc.session_redis)
