@@ -5,7 +5,7 @@ from importlib import resources
 from flask import Blueprint, current_app, request, session
 
 from chirp import accounts, reads, writes
-from chirp.errors import BadRequest, NotFound
+from chirp.errors import BadRequest
 from chirp.validation import InvalidInput, clean_password, clean_post_body, clean_username
 from chirp.web.common import (
     ensure_session_store,
@@ -18,6 +18,7 @@ from chirp.web.common import (
     post_json,
     require_user,
     services,
+    user_or_404,
     username_or_404,
 )
 
@@ -90,17 +91,10 @@ def public():
     return page_json(reads.public_posts(services(), before, limit, last_write_at()), limit)
 
 
-def _user_or_404(username: str) -> dict:
-    user = accounts.find_user(services(), username_or_404(username), last_write_at())
-    if user is None:
-        raise NotFound(f"no user named {username!r}")
-    return user
-
-
 @bp.get("/users/<username>")
 def user_page(username):
     before, limit = page_args()
-    user = _user_or_404(username)
+    user = user_or_404(username)
     svc = services()
     profile = reads.profile(svc, user["id"], last_write_at())
     posts = reads.user_posts(svc, user["id"], before, limit, last_write_at())
@@ -116,7 +110,8 @@ def follow(username):
     """POST follows, DELETE unfollows."""
     user = require_user()
     following = request.method == "POST"
-    changed = writes.set_following(services(), user, _user_or_404(username)["username"],
+    # set_following looks the user up itself (404 when there is none): no lookup of our own
+    changed = writes.set_following(services(), user, username_or_404(username),
                                    following, last_write_at())
     note_write()
     return {"following": following, "changed": changed}

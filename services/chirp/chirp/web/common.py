@@ -4,6 +4,7 @@ import time
 
 from flask import current_app, request, session
 
+from chirp.accounts import find_user
 from chirp.cursor import BadCursor, decode_cursor, next_cursor
 from chirp.errors import BadRequest, NotFound, NotLoggedIn, Unavailable, UnsupportedMediaType
 from chirp.validation import InvalidInput, clean_limit, clean_username
@@ -34,6 +35,14 @@ def username_or_404(raw: str) -> str:
         return clean_username(raw)
     except InvalidInput:
         raise NotFound(f"no user named {raw!r}") from None
+
+
+def user_or_404(raw: str) -> dict:
+    """The user a URL names (as this session may read them), or 404."""
+    user = find_user(services(), username_or_404(raw), last_write_at())
+    if user is None:
+        raise NotFound(f"no user named {raw!r}")
+    return user
 
 
 def last_write_at() -> float | None:

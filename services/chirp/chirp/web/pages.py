@@ -4,7 +4,7 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 
 from chirp import accounts, reads, writes
 from chirp.cursor import next_cursor
-from chirp.errors import BadRequest, ChirpError, NotFound
+from chirp.errors import BadRequest, ChirpError
 from chirp.validation import InvalidInput, clean_password, clean_post_body, clean_username
 from chirp.web.common import (
     current_user,
@@ -15,6 +15,7 @@ from chirp.web.common import (
     page_args,
     require_user,
     services,
+    user_or_404,
     username_or_404,
 )
 
@@ -97,9 +98,7 @@ def post():
 def user_page(username):
     before, limit = page_args()
     svc = services()
-    found = accounts.find_user(svc, username_or_404(username), last_write_at())
-    if found is None:
-        raise NotFound(f"no user named {username!r}")
+    found = user_or_404(username)
     profile = reads.profile(svc, found["id"], last_write_at())
     posts = reads.user_posts(svc, found["id"], before, limit, last_write_at())
     return render_template("user.html", profile=profile, posts=posts,
