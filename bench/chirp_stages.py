@@ -13,6 +13,10 @@ them alike; stage 5 (its fan-out worker would load the machine) runs afterwards,
   cold   the first BENCH_MEASURED operations (default 1,000) after the web process (and Redis)
          started empty
   warm   BENCH_MEASURED operations after BENCH_WARMUP more (default 10,000, every stage alike)
+  paced  BENCH_MEASURED more at a load every stage of the group carries (half the slowest one's
+         warm req/s), open loop: each sent when due, latency counted from then. Closed-loop
+         latency at full load is the client's threads over req/s; this is what a user waits for
+         at a load the stage is not saturated by, where what it does per read shows.
 Each stage writes into its own copy of the seeded databases (CREATE DATABASE ... TEMPLATE), so
 the posts of one stage or of an earlier run never change what another stage reads.
 Figures per timeline read: req/s, latency p50/p95/p99 (client side), database read queries and
@@ -67,11 +71,13 @@ PLAN = Plan(users=int(os.environ.get("BENCH_USERS", "100000")), posts_each=10, f
 WRITE_SHARE = 0.02
 WARMUP = int(os.environ.get("BENCH_WARMUP", "10000"))
 MEASURED = int(os.environ.get("BENCH_MEASURED", "1000"))
+PACED_LOAD = 0.5  # of the group's slowest warm req/s: the paced phase's load
 SAMPLED = 3 * MEASURED  # BENCH_PROFILE=1: operations sampled by py-spy (thousands of stacks)
 STAGES = [s for s in os.environ.get("BENCH_STAGES", "2,3,4,5").split(",") if s]
 DATA_DIR = os.environ.get("BENCH_DATA_DIR")
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"  # also where a read's time goes, in-process
 CLIENT_THREADS = 4
+PHASES = ("cold", "warm", "paced")  # reported, in this order
 ROUND = 100  # operations a stage takes in turn (interleaved_phase)
 SECRET = "bench-secret-key-0123456789"
 
@@ -138,25 +144,30 @@ class Running:
     pids: dict[str, list[int]]  # server ("web", "postgres", ...) -> its processes, for their CPU
 
 
+def percentile(latencies: list[float], p: float) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
 def summarize(result, used: dict, cpu: CpuMeter) -> dict:
-    latencies = sorted(result.latencies_ms)
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
-
     db = {route: v for (kind, route), v in used.items() if kind == "db"}
-    return {"rps": result.reads / result.seconds, "p50": pct(0.50), "p95": pct(0.95),
-            "p99": pct(0.99), "db": sum(db.values()) / result.reads, "routes": db,
+    p50_by_source = {source: percentile(latencies, 0.5)
+                     for source, latencies in result.by_source.items()}
+    return {"rps": result.reads / result.seconds, "p50": percentile(result.latencies_ms, 0.50),
+            "p95": percentile(result.latencies_ms, 0.95),
+            "p99": percentile(result.latencies_ms, 0.99), "p50_by_source": p50_by_source,
+            "db": sum(db.values()) / result.reads, "routes": db,
             "redis": sum(v for (kind, _), v in used.items() if kind == "redis") / result.reads,
             "hit": result.cache.get("hit", 0) / result.reads, "sources": result.sources,
             "cpu": cpu.per(result.reads)}
 
 
 def interleaved_phase(running: dict[str, Running], plans, tag: str,
-                      log_dir: str | None = None) -> dict:
+                      log_dir: str | None = None, rate: float | None = None) -> dict:
     """The same operations at each running stage, in rounds of ROUND operations taken by each
     stage in turn: load from other work on the machine falls on every stage alike. With log_dir,
-    py-spy samples each web process meanwhile (sampling.py): its parts under "parts"."""
+    py-spy samples each web process meanwhile (sampling.py): its parts under "parts". With rate,
+    operations are sent at that many a second (client.py: open loop)."""
     for run in running.values():
         run.client.log_in_for(plans)  # not part of what is measured
     before = {stage: counters(run.base) for stage, run in running.items()}
@@ -169,7 +180,7 @@ def interleaved_phase(running: dict[str, Running], plans, tag: str,
         chunk = [plan[start:start + per_thread] for plan in plans]
         for stage, run in running.items():
             totals[stage].add(meters[stage].measure(run.client.run, chunk,
-                                                    f"s{stage}-{tag}-{start}"))
+                                                    f"s{stage}-{tag}-{start}", rate))
     results = {}
     for stage, run in running.items():
         if totals[stage].errors:
@@ -204,7 +215,10 @@ def measure_group(stages: list[str], envs: dict, log_dir: str, servers: dict[str
         # Every stage takes the warm-up (not reported): the same posts land in every copy.
         interleaved_phase(running, ops["warmup"], "warmup")
         warm = interleaved_phase(running, ops["warm"], "warm")
-        measured = {stage: {"cold": cold[stage], "warm": warm[stage]} for stage in stages}
+        rate = PACED_LOAD * min(r["rps"] for r in warm.values())
+        paced = interleaved_phase(running, ops["paced"], "paced", rate=rate)
+        measured = {stage: {"cold": cold[stage], "warm": warm[stage],
+                            "paced": dict(paced[stage], rate=rate)} for stage in stages}
         if PROFILE:  # sampled apart: py-spy's own CPU must not weigh on the figures above
             sampled = interleaved_phase(running, ops["sampled"], "sampled", log_dir)
             for stage in stages:
@@ -237,7 +251,7 @@ def stage_envs(cluster, redis_server, copies: dict[str, list[str]]) -> dict[str,
 def row(stage: str, name: str, r: dict) -> str:
     sources = ", ".join(f"{k} {v}" for k, v in sorted(r["sources"].items(), key=lambda kv: -kv[1])
                         if k != "-")
-    return (f"  {stage:>5} {name:<4} {r['rps']:7.0f} {r['p50']:7.2f} {r['p95']:7.2f}"
+    return (f"  {stage:>5} {name:<5} {r['rps']:7.0f} {r['p50']:7.2f} {r['p95']:7.2f}"
             f" {r['p99']:7.2f} {r['db']:8.3f} {r['redis']:8.2f} {r['hit']:6.1%}  {sources}")
 
 
@@ -264,19 +278,28 @@ def report(results: dict) -> None:
     print(f"Chirp stage figures: {PLAN.users} users, {PLAN.users * PLAN.posts_each} posts,"
           f" {PLAN.follows_each} Zipf({PLAN.zipf_s}) follows each; Zipf readers, 2 % posts;"
           f" {CLIENT_THREADS} client threads; cold = first {MEASURED} ops, warm = {MEASURED} ops"
-          f" after {WARMUP} more")
-    print("  stage phase   req/s p50(ms) p95(ms) p99(ms) DBreads/r Redis/r   hit   timelines built")
+          f" after {WARMUP} more; paced = {MEASURED} ops at {PACED_LOAD:.0%} of the slowest"
+          " stage's warm req/s, open loop")
+    print("  stage phase    req/s p50(ms) p95(ms) p99(ms) DBreads/r Redis/r   hit"
+          "   timelines built")
     for stage, r in results.items():
-        for name in ("cold", "warm"):
+        for name in PHASES:
             print(row(stage, name, r[name]))
     print("  CPU per timeline read (ms): the stage's servers while it ran alone")
-    print("  stage phase     web  worker postgres   redis  client")
+    print("  stage phase      web  worker postgres   redis  client")
     for stage, r in results.items():
-        for name in ("cold", "warm"):
+        for name in PHASES:
             cpu = r[name]["cpu"]
             worker = f"{cpu['worker']:7.2f}" if "worker" in cpu else "      -"
-            print(f"  {stage:>5} {name:<4} {cpu['web']:7.2f} {worker} {cpu['postgres']:8.2f}"
+            print(f"  {stage:>5} {name:<5} {cpu['web']:7.2f} {worker} {cpu['postgres']:8.2f}"
                   f" {cpu['redis']:7.2f} {cpu['client']:7.2f}")
+    print("  paced: p50 (ms) by how the timeline was built (X-Chirp-Timeline), share of reads")
+    for stage, r in results.items():
+        paced = r["paced"]
+        print(f"  {stage:>5}  " + ", ".join(
+            f"{source} {p50:.2f} ({paced['sources'][source] / sum(paced['sources'].values()):.0%})"
+            for source, p50 in sorted(paced["p50_by_source"].items(),
+                                      key=lambda kv: -paced["sources"][kv[0]])))
     if any("sampled" in r for r in results.values()):
         report_parts(results)
     if "3" in results:
@@ -288,17 +311,20 @@ def report(results: dict) -> None:
     if "2" in results and "4" in results:
         two, four = results["2"], results["4"]
         w2, w4 = two["warm"], four["warm"]
+        p2, p4 = two["paced"], four["paced"]
         checks = [
             ("warm p50", w4["p50"] / w2["p50"], "<= 70%", w4["p50"] <= 0.7 * w2["p50"]),
             ("warm p95", w4["p95"] / w2["p95"], "<= 70%", w4["p95"] <= 0.7 * w2["p95"]),
             ("warm req/s", w4["rps"] / w2["rps"], ">= 130%", w4["rps"] >= 1.3 * w2["rps"]),
+            ("paced p50", p4["p50"] / p2["p50"], "<= 70%", p4["p50"] <= 0.7 * p2["p50"]),
+            ("paced p95", p4["p95"] / p2["p95"], "<= 70%", p4["p95"] <= 0.7 * p2["p95"]),
             ("warm DB reads", w4["db"] / w2["db"], "<= 20%", w4["db"] <= 0.2 * w2["db"]),
             ("cold p50", four["cold"]["p50"] / two["cold"]["p50"], "<= 120%",
              four["cold"]["p50"] <= 1.2 * two["cold"]["p50"]),
             ("cold req/s", four["cold"]["rps"] / two["cold"]["rps"], ">= 83%",
              four["cold"]["rps"] >= two["cold"]["rps"] / 1.2),
         ]
-        print("  stage 4 against stage 2:")
+        print(f"  stage 4 against stage 2 (paced: both at {p2['rate']:.0f} reads/s):")
         for name, ratio, goal, ok in checks:
             print(f"    {name:<14} {ratio:7.1%} of stage 2 (goal {goal}: {verdict(ok)})")
 
@@ -314,7 +340,8 @@ def main() -> None:
     redis_server = RedisServer.start_new()
     ops = {tag: draw_ops(PLAN.users, count, CLIENT_THREADS, seed, PLAN.zipf_s, WRITE_SHARE)
            for tag, count, seed in (("cold", MEASURED, 1), ("warmup", WARMUP, 2),
-                                    ("warm", MEASURED, 3), ("sampled", SAMPLED, 4))}
+                                    ("warm", MEASURED, 3), ("paced", MEASURED, 5),
+                                    ("sampled", SAMPLED, 4))}
     results = {}
     try:
         copies = working_copies(cluster, PLAN, STAGES)
@@ -326,7 +353,7 @@ def main() -> None:
         for group in filter(None, groups):
             measured = measure_group(group, envs, log_dir, servers, ops)
             for stage in group:
-                for name in ("cold", "warm"):
+                for name in PHASES:
                     print(row(stage, name, measured[stage][name]), flush=True)
             results.update(measured)
         drop_copies(cluster, copies)

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from stagebench.dataset import PASSWORD, Zipf, username
+from .dataset import PASSWORD, Zipf, username
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ def draw_ops(users: int, count: int, threads: int, seed: int, zipf_s: float,
 class PhaseResult:
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)  # timeline reads
+    by_source: dict[str, list[float]] = field(default_factory=dict)  # the same, by X-Chirp-Timeline
     cache: dict[str, int] = field(default_factory=dict)  # X-Chirp-Cache values
     sources: dict[str, int] = field(default_factory=dict)  # X-Chirp-Timeline values
     errors: list[str] = field(default_factory=list)
@@ -47,6 +48,8 @@ class PhaseResult:
         self.seconds += other.seconds
         self.latencies_ms += other.latencies_ms
         self.errors += other.errors
+        for source, latencies in other.by_source.items():
+            self.by_source.setdefault(source, []).extend(latencies)
         for mine, theirs in ((self.cache, other.cache), (self.sources, other.sources)):
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
@@ -122,34 +125,52 @@ class Client:
         self.log_in({op.reader for plan in plans for op in plan}
                     | {op.author for plan in plans for op in plan if op.author is not None})
 
-    def run(self, plans: list[list[Op]], tag: str) -> PhaseResult:
+    def run(self, plans: list[list[Op]], tag: str, rate: float | None = None) -> PhaseResult:
+        """Each thread's operations one after another: closed loop, as fast as the server answers.
+        With rate (operations a second in all): open loop, each operation sent when it is due
+        (due_offset) and a read's latency counted from then, so a server that falls behind is
+        charged for the wait it causes (not only for the requests it answers)."""
         self.log_in_for(plans)
         per_thread = [PhaseResult(0.0) for _ in plans]
+        started = time.perf_counter()
 
         def work(t):
             result, conn = per_thread[t], self._connection()
             for n, op in enumerate(plans[t]):
+                due = None
+                if rate is not None:
+                    due = started + due_offset(n, t, self.threads, rate)
+                    time.sleep(max(0.0, due - time.perf_counter()))
                 if op.author is not None:
                     response = self._request(conn, "POST", "/api/posts",
                                              cookie=self.cookies[op.author],
                                              body={"body": f"bench {tag}-{t}-{n}"})
                     if response.status != 201:
                         result.errors.append(f"post {response.status}")
-                started = time.perf_counter()
+                    due = None  # the read follows its post at once
+                sent = time.perf_counter()
                 response = self._request(conn, "GET", "/api/timeline",
                                          cookie=self.cookies[op.reader])
-                result.latencies_ms.append((time.perf_counter() - started) * 1000)
+                latency_ms = (time.perf_counter() - min(sent, due or sent)) * 1000
+                result.latencies_ms.append(latency_ms)
                 if response.status != 200:
                     result.errors.append(f"timeline {response.status}")
                 for header, counts in (("X-Chirp-Cache", result.cache),
                                        ("X-Chirp-Timeline", result.sources)):
                     value = response.getheader(header, "-")
                     counts[value] = counts.get(value, 0) + 1
+                source = response.getheader("X-Chirp-Timeline", "-")
+                result.by_source.setdefault(source, []).append(latency_ms)
             conn.close()
 
-        started = time.perf_counter()
         self._parallel(work)
         total = PhaseResult(time.perf_counter() - started)
         for result in per_thread:
             total.add(result)
         return total
+
+
+def due_offset(n: int, thread: int, threads: int, rate: float) -> float:
+    """Seconds after the start at which thread's n-th operation is due, `rate` operations a second
+    in all: the threads take turns, evenly spaced."""
+    return (n * threads + thread) / rate

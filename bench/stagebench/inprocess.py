@@ -21,7 +21,8 @@ from chirp.config import load_config
 from chirp.metrics import REDIS_ROUND_TRIPS, db_query_count
 from chirp.trace import traced
 from chirp.writes import create_post
-from stagebench.dataset import Zipf, username
+
+from .dataset import Zipf, username
 
 
 def _round_trips() -> float:
