@@ -129,8 +129,13 @@ class CountingConnection(redis.Connection):
 
     counted_as = "cache"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The counter's child once per connection: labels() takes a lock and a lookup per call.
+        self._round_trips = REDIS_ROUND_TRIPS.labels(client=self.counted_as)
+
     def send_packed_command(self, command, check_health=True):
-        REDIS_ROUND_TRIPS.labels(client=self.counted_as).inc()
+        self._round_trips.inc()
         super().send_packed_command(command, check_health)
 
 
