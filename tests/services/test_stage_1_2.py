@@ -2,9 +2,11 @@
 
 import json
 
+import psycopg
 import pytest
 
 from chirp.cursor import decode_cursor
+from chirp.db import queries
 from tests.services.conftest import (
     bodies,
     config_for,
@@ -56,6 +58,53 @@ def test_post_follow_and_home_timeline_newest_first(app):
     assert bodies(alice.get("/api/timeline")) == ["bob 2", "alice 1", "bob 1"]
     assert alice.delete(f"/api/users/{b}/follow").status_code == 200
     assert bodies(alice.get("/api/timeline")) == ["alice 1"]
+
+
+class _Statement:
+    """Stands in for the database handle: keeps the statement a query function would run."""
+
+    def all(self, sql, params):
+        self.sql, self.params = sql, params
+        return []
+
+
+def _posts_rows_read(url: str, statement: _Statement) -> int:
+    """Rows of `posts` the statement reads (returned or filtered out), from EXPLAIN ANALYZE, as
+    the planner runs it on a big table (no sequential scans)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")
+        [[[plan]]] = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement.sql,
+                                  statement.params).fetchall()
+
+    def read(node) -> int:
+        own = 0
+        if node.get("Relation Name") == "posts":
+            loops = node.get("Actual Loops", 1)
+            own = (node["Actual Rows"] + node.get("Rows Removed by Filter", 0)) * loops
+        return own + sum(read(child) for child in node.get("Plans", []))
+
+    return read(plan["Plan"])
+
+
+def test_a_home_page_reads_its_authors_newest_posts_not_everyones(app, migrated_db):
+    """A reader whose followees wrote long ago: the page comes from each author's newest posts
+    (posts_by_author), not from walking back through everybody's posts since (docs/cache.md)."""
+    alice, bob, carol = app.test_client(), app.test_client(), app.test_client()
+    a = signup(alice)
+    b = signup(bob)
+    signup(carol)
+    follow(alice, b)
+    for i in range(3):
+        post(bob, f"bob {i}")
+    for i in range(150):
+        post(carol, f"carol {i}")
+    assert bodies(alice.get("/api/timeline")) == ["bob 2", "bob 1", "bob 0"]
+    [[alice_id]] = rows(migrated_db.primary_url, "SELECT id FROM users WHERE username = %s", (a,))
+    statement = _Statement()
+    queries.home_timeline(statement, alice_id, None, 20)
+    # bob's 3 posts, from the index and as the page's rows: about 7; the walk back through
+    # everybody's posts reads carol's 150 too.
+    assert _posts_rows_read(migrated_db.primary_url, statement) < 20
 
 
 def test_json_keys_come_in_the_order_the_api_builds_them(app):
