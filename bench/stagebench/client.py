@@ -37,12 +37,16 @@ class PhaseResult:
     latencies_ms: list[float] = field(default_factory=list)  # timeline reads
     by_source: dict[str, list[float]] = field(default_factory=dict)  # the same, by X-Chirp-Timeline
     cache: dict[str, int] = field(default_factory=dict)  # X-Chirp-Cache values
-    sources: dict[str, int] = field(default_factory=dict)  # X-Chirp-Timeline values
     errors: list[str] = field(default_factory=list)
 
     @property
     def reads(self) -> int:
         return len(self.latencies_ms)
+
+    @property
+    def sources(self) -> dict[str, int]:
+        """Reads per X-Chirp-Timeline value."""
+        return {source: len(latencies) for source, latencies in self.by_source.items()}
 
     def add(self, other: "PhaseResult") -> None:
         self.seconds += other.seconds
@@ -50,9 +54,8 @@ class PhaseResult:
         self.errors += other.errors
         for source, latencies in other.by_source.items():
             self.by_source.setdefault(source, []).extend(latencies)
-        for mine, theirs in ((self.cache, other.cache), (self.sources, other.sources)):
-            for key, value in theirs.items():
-                mine[key] = mine.get(key, 0) + value
+        for key, value in other.cache.items():
+            self.cache[key] = self.cache.get(key, 0) + value
 
 
 class Client:
@@ -151,14 +154,13 @@ class Client:
                 sent = time.perf_counter()
                 response = self._request(conn, "GET", "/api/timeline",
                                          cookie=self.cookies[op.reader])
-                latency_ms = (time.perf_counter() - min(sent, due or sent)) * 1000
+                since = sent if due is None else min(sent, due)
+                latency_ms = (time.perf_counter() - since) * 1000
                 result.latencies_ms.append(latency_ms)
                 if response.status != 200:
                     result.errors.append(f"timeline {response.status}")
-                for header, counts in (("X-Chirp-Cache", result.cache),
-                                       ("X-Chirp-Timeline", result.sources)):
-                    value = response.getheader(header, "-")
-                    counts[value] = counts.get(value, 0) + 1
+                cached = response.getheader("X-Chirp-Cache", "-")
+                result.cache[cached] = result.cache.get(cached, 0) + 1
                 source = response.getheader("X-Chirp-Timeline", "-")
                 result.by_source.setdefault(source, []).append(latency_ms)
             conn.close()
